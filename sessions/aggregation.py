@@ -1,0 +1,110 @@
+"""How the answers to one activity become the result shown live and in the summary."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .models import Activity
+
+WORD_SIZES = 5
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    count: int
+    percent: int
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    count: int
+    size: int  # 1 (rarest) to WORD_SIZES (most frequent)
+
+
+@dataclass(frozen=True)
+class Text:
+    pseudonym: str
+    text: str
+
+
+@dataclass
+class Result:
+    activity: Activity
+    threshold: int
+    answered: int = 0
+    passed: int = 0
+    bars: list[Bar] = field(default_factory=list)
+    mean: float | None = None
+    median: float | None = None
+    words: list[Word] = field(default_factory=list)
+    texts: list[Text] = field(default_factory=list)
+
+    @property
+    def responded(self) -> int:
+        return self.answered + self.passed
+
+    @property
+    def hidden(self) -> bool:
+        """Too few answers to show without pointing at someone."""
+        return self.answered < self.threshold
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.threshold - self.answered)
+
+
+def summarize(activity: Activity, threshold: int) -> Result:
+    """The result of `activity`, hidden while fewer than `threshold` people have answered."""
+    result = Result(activity=activity, threshold=threshold)
+    values = []
+    for answer in activity.answers.select_related("participant").order_by("pk"):
+        if answer.passed:
+            result.passed += 1
+        else:
+            result.answered += 1
+            values.append((answer, answer.value))
+
+    if activity.is_choice:
+        counts = Counter(index for _, picked in values for index in picked)
+        result.bars = [
+            Bar(option, counts[index], _percent(counts[index], result.answered))
+            for index, option in enumerate(activity.options)
+        ]
+    elif activity.kind == Activity.Kind.SCALE:
+        numbers = [value for _, value in values]
+        counts = Counter(numbers)
+        result.bars = [
+            Bar(str(point), counts[point], _percent(counts[point], result.answered))
+            for point in activity.scale_values()
+        ]
+        if numbers:
+            result.mean = round(statistics.fmean(numbers), 1)
+            result.median = statistics.median(numbers)
+    elif activity.kind == Activity.Kind.WORD_CLOUD:
+        counts = Counter(word for _, words in values for word in words)
+        result.words = _sized_words(counts)
+    elif activity.kind == Activity.Kind.OPEN_TEXT:
+        result.texts = [Text(answer.participant.pseudonym, text) for answer, text in values]
+    return result
+
+
+def _percent(count: int, total: int) -> int:
+    return round(100 * count / total) if total else 0
+
+
+def _sized_words(counts: Counter[str]) -> list[Word]:
+    if not counts:
+        return []
+    most, least = max(counts.values()), min(counts.values())
+    # Most frequent first, then alphabetical, so ties always show in the same order.
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    if most == least:
+        return [Word(text, count, (WORD_SIZES + 1) // 2) for text, count in ordered]
+    return [
+        Word(text, count, 1 + round((WORD_SIZES - 1) * (count - 1) / (most - 1)))
+        for text, count in ordered
+    ]

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class LiveSessionsConfig(AppConfig):
+    # "sessions" belongs to django.contrib.sessions.
+    name = "sessions"
+    label = "live"
+    verbose_name = "Live sessions"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,268 @@
+"""WebSocket consumers: thin adapters that validate a message, check permission, call one model
+method and let `live` push the changed regions after commit.
+
+Every message is a JSON object with an "action" (htmx's ws extension sends form fields as JSON).
+A message that is too large, malformed, unknown or refused gets an error frame: an HTML notice
+swapped into the page. The socket stays open.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.db import transaction
+
+from . import live
+from .models import ActionRefused, Participant, Session, normalize_join_code
+
+# Close code for "not allowed here": outside the range htmx's ws extension reconnects on.
+CLOSE_NOT_ALLOWED = 4403
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    """What all three views share: message parsing, error frames and pushes from the group."""
+
+    groups_joined: list[str]
+
+    def handlers(self) -> dict[str, Handler]:
+        return {}
+
+    async def refuse_connection(self, message: str) -> None:
+        # Accept first so the page can show why, then close with a code that stops reconnects.
+        await self.accept()
+        await self.send(text_data=live.render_notice(message))
+        await self.close(code=CLOSE_NOT_ALLOWED)
+
+    async def join_groups(self, *groups: str) -> None:
+        self.groups_joined = list(groups)
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            await self.send_error("Attune only understands text messages.")
+            return
+        if len(text_data.encode()) > settings.ATTUNE_MAX_MESSAGE_BYTES:
+            await self.send_error("That message is too large, so it was not read.")
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            await self.send_error("That message could not be read.")
+            return
+        handler = self.handlers().get(message.get("action"))  # type: ignore[arg-type]
+        if handler is None:
+            await self.send_error("That action is not available here.")
+            return
+        try:
+            await handler(message)
+        except ActionRefused as refusal:
+            await self.send_error(str(refusal))
+
+    async def send_error(self, message: str) -> None:
+        await self.send(text_data=live.render_notice(message))
+
+    async def html_push(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["html"])
+
+
+class ParticipantConsumer(LiveConsumer):
+    """A phone. It can answer or pass on the open activity and nothing else."""
+
+    participant_id: int
+    session_id: int
+
+    async def connect(self) -> None:
+        code = normalize_join_code(self.scope["url_route"]["kwargs"]["code"])
+        token = self.scope.get("cookies", {}).get(settings.ATTUNE_PARTICIPANT_COOKIE)
+        participant = await database_sync_to_async(_find_participant)(code, token)
+        if participant is None:
+            await self.refuse_connection(
+                "Your place in this session was not found. Join again with the session code."
+            )
+            return
+        self.participant_id = participant.pk
+        self.session_id = participant.session_id
+        await self.join_groups(live.participants_group(self.session_id))
+        await self.accept()
+        html = await database_sync_to_async(_connect_participant)(participant)
+        await self.send(text_data=html)
+
+    async def disconnect(self, code: int) -> None:
+        await super().disconnect(code)
+        if hasattr(self, "participant_id"):
+            await database_sync_to_async(_disconnect_participant)(self.participant_id)
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"answer": self.answer, "pass": self.pass_on}
+
+    async def answer(self, message: dict[str, Any]) -> None:
+        html = await database_sync_to_async(_record)(self.participant_id, message, passed=False)
+        await self.send(text_data=html)
+
+    async def pass_on(self, message: dict[str, Any]) -> None:
+        html = await database_sync_to_async(_record)(self.participant_id, message, passed=True)
+        await self.send(text_data=html)
+
+    async def phone_refresh(self, event: dict[str, Any]) -> None:
+        html = await database_sync_to_async(_render_phone)(self.participant_id)
+        if html:
+            await self.send(text_data=html)
+
+
+def _find_participant(code: str, token: str | None) -> Participant | None:
+    return Participant.objects.for_token(token).filter(session__join_code=code).first()
+
+
+def _connect_participant(participant: Participant) -> str:
+    with transaction.atomic():
+        participant.connected()
+        live.after_commit(live.push_results, participant.session_id)
+    return live.render_phone_stage(participant)
+
+
+def _disconnect_participant(participant_id: int) -> None:
+    participant = Participant.objects.filter(pk=participant_id).first()
+    if participant is None:
+        return
+    with transaction.atomic():
+        participant.disconnected()
+        live.after_commit(live.push_results, participant.session_id)
+
+
+def _record(participant_id: int, message: dict[str, Any], *, passed: bool) -> str:
+    participant = Participant.objects.filter(pk=participant_id).first()
+    if participant is None:
+        raise ActionRefused("Your place in this session was not found. Join again with the code.")
+    with transaction.atomic():
+        if passed:
+            participant.pass_on(message.get("activity"))
+        else:
+            participant.answer(message.get("activity"), message)
+        live.after_commit(live.push_results, participant.session_id)
+    return live.render_phone_stage(participant)
+
+
+def _render_phone(participant_id: int) -> str | None:
+    participant = Participant.objects.filter(pk=participant_id).first()
+    return live.render_phone_stage(participant) if participant else None
+
+
+class FacilitatorConsumer(LiveConsumer):
+    """Shared by the control view and the projector: only the session's own facilitator gets in."""
+
+    session_id: int
+
+    def group_for(self, session_id: int) -> str:
+        raise NotImplementedError
+
+    async def connect(self) -> None:
+        self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        session = await database_sync_to_async(_owned_session)(self.scope["user"], self.session_id)
+        if session is None:
+            await self.refuse_connection("Sign in as this session's facilitator to see it.")
+            return
+        await self.join_groups(self.group_for(self.session_id))
+        await self.accept()
+        await self.send(text_data=await database_sync_to_async(self.render_current)(session))
+
+    def render_current(self, session: Session) -> str:
+        raise NotImplementedError
+
+
+def _owned_session(user: Any, session_id: int) -> Session | None:
+    if not user.is_authenticated:
+        return None
+    return (
+        Session.objects.owned_by(user)
+        .select_related("current_activity")
+        .filter(pk=session_id)
+        .first()
+    )
+
+
+class ProjectorConsumer(FacilitatorConsumer):
+    """The projector only listens; it has no actions."""
+
+    def group_for(self, session_id: int) -> str:
+        return live.projector_group(session_id)
+
+    def render_current(self, session: Session) -> str:
+        return live.render_projector_stage(live.live_context(session))
+
+
+class ControlConsumer(FacilitatorConsumer):
+    """The facilitator's control view: every message re-checks that the session is theirs."""
+
+    def group_for(self, session_id: int) -> str:
+        return live.control_group(session_id)
+
+    def render_current(self, session: Session) -> str:
+        return live.render_control_live(live.live_context(session)) + live.render_control_agenda(
+            session
+        )
+
+    def handlers(self) -> dict[str, Handler]:
+        return {action: self.control for action in CONTROL_ACTIONS}
+
+    async def control(self, message: dict[str, Any]) -> None:
+        await database_sync_to_async(_control)(self.scope["user"], self.session_id, message)
+
+
+def _open(session: Session, message: dict[str, Any]) -> None:
+    activity = session.activities.filter(pk=_int_or_none(message.get("activity"))).first()
+    if activity is None:
+        raise ActionRefused("That activity is not part of this session.")
+    session.open_activity(activity)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < 2**63 else None
+
+
+CONTROL_ACTIONS: dict[str, Callable[[Session, dict[str, Any]], None]] = {
+    "open": _open,
+    "close": lambda session, _: session.close_activity(),
+    "next": lambda session, _: session.step(1),
+    "previous": lambda session, _: session.step(-1),
+    "lock_answers": lambda session, _: session.set_answers_locked(True),
+    "unlock_answers": lambda session, _: session.set_answers_locked(False),
+    "show_results": lambda session, _: session.set_results_visible(True),
+    "hide_results": lambda session, _: session.set_results_visible(False),
+    "lock_joins": lambda session, _: session.set_joins_locked(True),
+    "unlock_joins": lambda session, _: session.set_joins_locked(False),
+}
+# The actions that change what phones show; the others change only the facilitator's views.
+ACTIONS_SEEN_ON_PHONES = {"open", "close", "next", "previous", "lock_answers", "unlock_answers"}
+
+
+def _control(user: Any, session_id: int, message: dict[str, Any]) -> None:
+    with transaction.atomic():
+        session = _owned_session(user, session_id)
+        if session is None:
+            raise ActionRefused("This session is not yours to run.")
+        if not session.is_live:
+            raise ActionRefused("This session is not live.")
+        action = message["action"]
+        CONTROL_ACTIONS[action](session, message)
+        push = (
+            live.push_session if action in ACTIONS_SEEN_ON_PHONES else live.push_facilitator_views
+        )
+        live.after_commit(push, session.pk)

@@ -1,0 +1,474 @@
+"""Where a live session, its agenda, its participants and their answers are stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Max, Q
+from django.utils import timezone
+
+from .pseudonyms import random_pseudonym
+from .text import clean_text
+
+# No 0/O, 1/I/L: codes are read off a projector and typed on a phone.
+JOIN_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+JOIN_CODE_LENGTH = 6
+
+DEFAULT_FEELINGS = [
+    "Calm",
+    "Hopeful",
+    "Connected",
+    "Grateful",
+    "Curious",
+    "Tired",
+    "Anxious",
+    "Lonely",
+    "Sad",
+    "Frustrated",
+    "Overwhelmed",
+    "Numb",
+]
+
+OPEN_TEXT_MAX_LENGTH = 500
+WORD_MAX_LENGTH = 30
+WORDS_PER_PERSON = 3
+
+
+class ActionRefused(Exception):
+    """An answer or action refused with a message for the person; nothing was stored."""
+
+
+def new_join_code() -> str:
+    return "".join(secrets.choice(JOIN_CODE_ALPHABET) for _ in range(JOIN_CODE_LENGTH))
+
+
+def normalize_join_code(typed: str) -> str:
+    """What a person typed, as a code: case, spaces and dashes do not matter."""
+    return "".join(typed.split()).replace("-", "").upper()
+
+
+def hash_token(token: str) -> str:
+    # Only the hash is stored, so a copy of the database cannot impersonate a phone.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SessionQuerySet(models.QuerySet["Session"]):
+    def owned_by(self, user: Any) -> SessionQuerySet:
+        return self.filter(facilitator=user)
+
+    def joinable(self) -> SessionQuerySet:
+        return self.filter(status=Session.Status.LIVE)
+
+
+class Session(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        LIVE = "live", "Live"
+        ENDED = "ended", "Ended"
+
+    facilitator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="facilitated_sessions"
+    )
+    title = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    join_code = models.CharField(max_length=12, blank=True, default="")
+    anonymity_threshold = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(2), MaxValueValidator(50)],
+        help_text="Results stay hidden until at least this many people have answered.",
+    )
+    joins_locked = models.BooleanField(default=False)
+    current_activity = models.ForeignKey(
+        "Activity", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    results_visible = models.BooleanField(default=True)
+    answers_locked = models.BooleanField(default=False)
+    timer_ends_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["join_code"], condition=Q(status="live"), name="unique_live_join_code"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_live(self) -> bool:
+        return self.status == self.Status.LIVE
+
+    @property
+    def is_ended(self) -> bool:
+        return self.status == self.Status.ENDED
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.ended_at:
+            return self.ended_at - self.started_at
+        return None
+
+    def activities_in_order(self) -> list[Activity]:
+        return list(self.activities.all())
+
+    # Running the session ---------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.status != self.Status.DRAFT:
+            return
+        for _ in range(20):
+            self.join_code = new_join_code()
+            self.status = self.Status.LIVE
+            self.started_at = timezone.now()
+            try:
+                with transaction.atomic():
+                    self.save(update_fields=["join_code", "status", "started_at"])
+                return
+            except IntegrityError:
+                continue  # the code is taken by another live session; draw again
+        self.status, self.join_code, self.started_at = self.Status.DRAFT, "", None
+        raise RuntimeError("Could not find a free join code")
+
+    def end(self) -> None:
+        if not self.is_live:
+            return
+        self.status = self.Status.ENDED
+        self.ended_at = timezone.now()
+        self.current_activity = None
+        self.timer_ends_at = None
+        self.save(update_fields=["status", "ended_at", "current_activity", "timer_ends_at"])
+
+    def open_activity(self, activity: Activity) -> None:
+        if activity.session_id != self.pk:
+            raise ActionRefused("That activity belongs to another session.")
+        self.current_activity = activity
+        self.results_visible = True
+        self.answers_locked = False
+        self.timer_ends_at = (
+            timezone.now() + timedelta(seconds=activity.timer_seconds)
+            if activity.timer_seconds
+            else None
+        )
+        self.save(
+            update_fields=["current_activity", "results_visible", "answers_locked", "timer_ends_at"]
+        )
+
+    def close_activity(self) -> None:
+        self.current_activity = None
+        self.timer_ends_at = None
+        self.save(update_fields=["current_activity", "timer_ends_at"])
+
+    def step(self, offset: int) -> None:
+        """Open the next (offset 1) or previous (offset -1) activity of the agenda."""
+        activities = self.activities_in_order()
+        if not activities:
+            raise ActionRefused("The agenda is empty: add an activity first.")
+        if self.current_activity_id is None:
+            index = 0 if offset > 0 else len(activities) - 1
+        else:
+            ids = [activity.pk for activity in activities]
+            index = ids.index(self.current_activity_id) + offset
+        if not 0 <= index < len(activities):
+            raise ActionRefused(
+                "This is the last activity." if offset > 0 else "This is the first activity."
+            )
+        self.open_activity(activities[index])
+
+    def set_results_visible(self, visible: bool) -> None:
+        self.results_visible = visible
+        self.save(update_fields=["results_visible"])
+
+    def set_answers_locked(self, locked: bool) -> None:
+        self.answers_locked = locked
+        self.save(update_fields=["answers_locked"])
+
+    def set_joins_locked(self, locked: bool) -> None:
+        self.joins_locked = locked
+        self.save(update_fields=["joins_locked"])
+
+    def timer_remaining_seconds(self) -> int | None:
+        if self.timer_ends_at is None:
+            return None
+        return max(0, round((self.timer_ends_at - timezone.now()).total_seconds()))
+
+    # Participants ---------------------------------------------------------------------
+
+    def join_refusal(self) -> str | None:
+        """Why a new phone may not join now, or None when it may."""
+        if self.status == self.Status.DRAFT:
+            return "This session has not started yet. Ask the facilitator for the code once it has."
+        if self.is_ended:
+            return "This session has ended. Thank you for taking part."
+        if self.joins_locked:
+            return "This session is not taking new participants right now."
+        return None
+
+    def add_participant(self) -> tuple[Participant, str]:
+        """A new anonymous participant and the secret token their phone keeps in a cookie."""
+        refusal = self.join_refusal()
+        if refusal:
+            raise ActionRefused(refusal)
+        token = secrets.token_urlsafe(32)
+        taken = set(self.participants.values_list("pseudonym", flat=True))
+        participant = self.participants.create(
+            pseudonym=random_pseudonym(taken), token_hash=hash_token(token)
+        )
+        return participant, token
+
+    def participant_for_token(self, token: str | None) -> Participant | None:
+        return Participant.objects.for_token(token).filter(session=self).first()
+
+    def joined_count(self) -> int:
+        return self.participants.count()
+
+    def present_count(self) -> int:
+        return self.participants.filter(open_sockets__gt=0).count()
+
+
+class Activity(models.Model):
+    class Kind(models.TextChoices):
+        SINGLE_CHOICE = "single_choice", "Single choice"
+        MULTIPLE_CHOICE = "multiple_choice", "Multiple choice"
+        SCALE = "scale", "Scale"
+        OPEN_TEXT = "open_text", "Open text"
+        WORD_CLOUD = "word_cloud", "Word cloud"
+        EMOTION = "emotion", "Emotion check-in"
+        INSTRUCTION = "instruction", "Instruction or exercise step"
+
+    CHOICE_KINDS = {Kind.SINGLE_CHOICE, Kind.MULTIPLE_CHOICE, Kind.EMOTION}
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="activities")
+    position = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    prompt = models.CharField(max_length=300)
+    options = models.JSONField(default=list, blank=True)
+    scale_min = models.SmallIntegerField(
+        default=1, validators=[MinValueValidator(0), MaxValueValidator(1)]
+    )
+    scale_max = models.SmallIntegerField(
+        default=10, validators=[MinValueValidator(2), MaxValueValidator(10)]
+    )
+    scale_min_label = models.CharField(max_length=60, blank=True)
+    scale_max_label = models.CharField(max_length=60, blank=True)
+    body = models.TextField(blank=True, max_length=4000)
+    timer_seconds = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(5), MaxValueValidator(3600)]
+    )
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name_plural = "activities"
+
+    def __str__(self) -> str:
+        return self.prompt
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding and not self.position:
+            last = self.session.activities.aggregate(last=Max("position"))["last"]
+            self.position = (last or 0) + 1
+        super().save(*args, **kwargs)
+
+    @property
+    def takes_answers(self) -> bool:
+        return self.kind != self.Kind.INSTRUCTION
+
+    @property
+    def is_choice(self) -> bool:
+        return self.kind in self.CHOICE_KINDS
+
+    @property
+    def allows_many(self) -> bool:
+        return self.kind in {self.Kind.MULTIPLE_CHOICE, self.Kind.EMOTION}
+
+    def scale_values(self) -> list[int]:
+        return list(range(self.scale_min, self.scale_max + 1))
+
+    def number_in_agenda(self) -> int:
+        return self.session.activities.filter(position__lt=self.position).count() + 1
+
+    def move(self, offset: int) -> None:
+        """Swap places with the neighbour above (offset -1) or below (offset 1)."""
+        siblings = list(self.session.activities.all())
+        index = [sibling.pk for sibling in siblings].index(self.pk)
+        other_index = index + offset
+        if not 0 <= other_index < len(siblings):
+            return
+        siblings[index], siblings[other_index] = siblings[other_index], siblings[index]
+        # Renumber all so that equal or missing positions from older edits cannot stick.
+        for position, sibling in enumerate(siblings, start=1):
+            if sibling.position != position:
+                sibling.position = position
+                sibling.save(update_fields=["position"])
+
+    def clean_answer(self, data: dict[str, Any]) -> Any:
+        """The value to store for an answer message, or ValidationError saying what is wrong."""
+        if self.kind == self.Kind.INSTRUCTION:
+            raise ValidationError("This step does not take answers.")
+        if self.is_choice:
+            picked = _as_strings(data.get("choice"))
+            if not picked:
+                raise ValidationError("Pick an option, or pass.")
+            if not self.allows_many and len(picked) > 1:
+                raise ValidationError("Pick only one option.")
+            try:
+                indexes = sorted({int(value) for value in picked})
+            except ValueError:
+                raise ValidationError("That is not one of the options.") from None
+            if any(not 0 <= index < len(self.options) for index in indexes):
+                raise ValidationError("That is not one of the options.")
+            return indexes
+        if self.kind == self.Kind.SCALE:
+            picked = _as_strings(data.get("value"))
+            if len(picked) != 1:
+                raise ValidationError("Pick one point on the scale, or pass.")
+            try:
+                value = int(picked[0])
+            except ValueError:
+                raise ValidationError("Pick one point on the scale.") from None
+            if not self.scale_min <= value <= self.scale_max:
+                raise ValidationError(f"Pick a number from {self.scale_min} to {self.scale_max}.")
+            return value
+        if self.kind == self.Kind.OPEN_TEXT:
+            texts = _as_strings(data.get("text"))
+            if len(texts) != 1:
+                raise ValidationError("Write your answer, or pass.")
+            text = clean_text(texts[0], max_length=OPEN_TEXT_MAX_LENGTH + 1, keep_newlines=True)
+            if len(text) > OPEN_TEXT_MAX_LENGTH:
+                raise ValidationError(f"Keep it under {OPEN_TEXT_MAX_LENGTH} characters.")
+            if not text:
+                raise ValidationError("Write your answer, or pass.")
+            return text
+        # Word cloud: up to three words, folded so "Hope", " hope " and "HOPE" count together.
+        words: list[str] = []
+        for typed in _as_strings(data.get("word")):
+            word = clean_text(typed, max_length=WORD_MAX_LENGTH * 4).casefold()
+            if len(word) > WORD_MAX_LENGTH:
+                raise ValidationError(f"Keep each word under {WORD_MAX_LENGTH} characters.")
+            if word and word not in words:
+                words.append(word)
+        if not words:
+            raise ValidationError("Write at least one word, or pass.")
+        if len(words) > WORDS_PER_PERSON:
+            raise ValidationError(f"Up to {WORDS_PER_PERSON} words, please.")
+        return words
+
+
+def _as_strings(value: Any) -> list[str]:
+    """Form values arrive as one string or a list of strings (checkboxes); anything else is bad."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise ValidationError("That answer is not in a form Attune understands.")
+
+
+class ParticipantQuerySet(models.QuerySet["Participant"]):
+    def for_token(self, token: str | None) -> ParticipantQuerySet:
+        if not token:
+            return self.none()
+        return self.filter(token_hash=hash_token(token))
+
+
+class Participant(models.Model):
+    """An anonymous phone in one session: a pseudonym and the hash of its cookie token."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="participants")
+    pseudonym = models.CharField(max_length=60)
+    token_hash = models.CharField(max_length=64, unique=True)
+    open_sockets = models.PositiveIntegerField(default=0)
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ParticipantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["joined_at"]
+
+    def __str__(self) -> str:
+        return self.pseudonym
+
+    def connected(self) -> None:
+        Participant.objects.filter(pk=self.pk).update(open_sockets=F("open_sockets") + 1)
+
+    def disconnected(self) -> None:
+        Participant.objects.filter(pk=self.pk, open_sockets__gt=0).update(
+            open_sockets=F("open_sockets") - 1
+        )
+
+    def _open_activity(self, activity_id: Any) -> Activity:
+        session = Session.objects.select_related("current_activity").get(pk=self.session_id)
+        activity = Activity.objects.filter(pk=_as_id(activity_id)).first()
+        if activity is None or activity.session_id != session.pk:
+            raise ActionRefused("That activity is not part of this session.")
+        if not session.is_live:
+            raise ActionRefused("This session has ended; answers are closed.")
+        if session.current_activity_id != activity.pk:
+            raise ActionRefused("That activity is closed; your answer was not saved.")
+        if not activity.takes_answers:
+            raise ActionRefused("This step does not take answers.")
+        if session.answers_locked:
+            raise ActionRefused("Answers are locked for this activity.")
+        return activity
+
+    def answer(self, activity_id: Any, data: dict[str, Any]) -> Answer:
+        activity = self._open_activity(activity_id)
+        try:
+            value = activity.clean_answer(data)
+        except ValidationError as error:
+            raise ActionRefused(" ".join(error.messages)) from None
+        answer, _ = Answer.objects.update_or_create(
+            activity=activity, participant=self, defaults={"value": value, "passed": False}
+        )
+        return answer
+
+    def pass_on(self, activity_id: Any) -> Answer:
+        activity = self._open_activity(activity_id)
+        answer, _ = Answer.objects.update_or_create(
+            activity=activity, participant=self, defaults={"value": None, "passed": True}
+        )
+        return answer
+
+
+def _as_id(value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if isinstance(value, bool) or not 0 < number < 2**63:
+        raise ActionRefused("That activity is not part of this session.")
+    return number
+
+
+class Answer(models.Model):
+    """One participant's answer (or pass) to one activity; changing it overwrites it."""
+
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="answers")
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="answers")
+    passed = models.BooleanField(default=False)
+    # Choice kinds: list of option indexes; scale: int; open text: str; word cloud: list of words.
+    value = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["activity", "participant"], name="one_answer_per_participant"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Answer to {self.activity_id}"

@@ -1,0 +1,29 @@
+from datetime import timedelta
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def clock(seconds: int | None) -> str:
+    """90 -> "1:30", for countdowns."""
+    if seconds is None:
+        return ""
+    minutes, rest = divmod(max(0, int(seconds)), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+@register.filter
+def duration(value: timedelta | None) -> str:
+    """A session's length in words: "1 h 05 min", "12 min", "40 s"."""
+    if value is None:
+        return "–"
+    total = int(value.total_seconds())
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min"
+    return f"{seconds} s"

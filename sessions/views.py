@@ -1,0 +1,358 @@
+from __future__ import annotations
+
+import io
+
+import segno
+from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
+
+from . import live
+from .aggregation import summarize
+from .forms import ActivityForm, JoinForm, NewSessionForm, SessionForm, SignupForm
+from .models import ActionRefused, Activity, Participant, Session, normalize_join_code
+
+# Participants ---------------------------------------------------------------------------
+
+
+def join(request: HttpRequest) -> HttpResponse:
+    """The phone's front door: type the code shown on the screen."""
+    form = JoinForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        code = form.cleaned_data["code"]
+        refusal = _join_refusal(code)
+        if refusal is None or _participant_from_cookie(request, code):
+            return redirect("participant_entry", code=code)
+        form.add_error("code", refusal)
+    return render(request, "sessions/join.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
+    """Where the QR code leads: the consent screen the first time, the live phone view after."""
+    code = normalize_join_code(code)
+    participant = _participant_from_cookie(request, code)
+    if participant is not None:
+        return render(request, "sessions/phone.html", live.phone_context(participant))
+
+    refusal = _join_refusal(code)
+    if refusal is not None:
+        form = JoinForm(initial={"code": code})
+        return render(request, "sessions/join.html", {"form": form, "refusal": refusal}, status=404)
+    session = Session.objects.joinable().get(join_code=code)
+    if request.method == "POST":
+        try:
+            participant, token = session.add_participant()
+        except ActionRefused as refusal_error:
+            form = JoinForm(initial={"code": code})
+            return render(
+                request, "sessions/join.html", {"form": form, "refusal": str(refusal_error)}
+            )
+        response = redirect("participant_entry", code=code)
+        response.set_cookie(
+            settings.ATTUNE_PARTICIPANT_COOKIE,
+            token,
+            max_age=settings.ATTUNE_PARTICIPANT_COOKIE_AGE,
+            httponly=True,
+            samesite="Lax",
+            secure=settings.SESSION_COOKIE_SECURE,
+        )
+        return response
+    return render(request, "sessions/consent.html", {"session": session})
+
+
+def _participant_from_cookie(request: HttpRequest, code: str) -> Participant | None:
+    token = request.COOKIES.get(settings.ATTUNE_PARTICIPANT_COOKIE)
+    return (
+        Participant.objects.for_token(token)
+        .filter(session__join_code=code)
+        .exclude(session__status=Session.Status.DRAFT)
+        .first()
+    )
+
+
+def _join_refusal(code: str) -> str | None:
+    """Why a new phone cannot join with this code, or None when it can."""
+    session = Session.objects.joinable().filter(join_code=code).first()
+    if session is not None:
+        return session.join_refusal()
+    if Session.objects.filter(join_code=code, status=Session.Status.ENDED).exists():
+        return "This session has ended. Thank you for taking part."
+    return "No session has that code. Check the code on the screen and try again."
+
+
+# Facilitator accounts ---------------------------------------------------------------------
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user)
+        return redirect("dashboard")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return _render_dashboard(request, NewSessionForm())
+
+
+def _render_dashboard(
+    request: HttpRequest, form: NewSessionForm, status: int = 200
+) -> HttpResponse:
+    sessions = list(Session.objects.owned_by(request.user))
+    return render(
+        request,
+        "sessions/dashboard.html",
+        {
+            "live_sessions": [s for s in sessions if s.is_live],
+            "draft_sessions": [s for s in sessions if s.status == Session.Status.DRAFT],
+            "ended_sessions": [s for s in sessions if s.is_ended],
+            "form": form,
+        },
+        status=status,
+    )
+
+
+def _get_own_session(request: HttpRequest, session_id: int) -> Session:
+    # Another facilitator's session is a 404, not a 403: its existence is not theirs to know.
+    return get_object_or_404(Session.objects.owned_by(request.user), pk=session_id)
+
+
+def _get_own_activity(request: HttpRequest, session_id: int, activity_id: int) -> Activity:
+    session = _get_own_session(request, session_id)
+    return get_object_or_404(session.activities, pk=activity_id)
+
+
+# Building a session -----------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def session_create(request: HttpRequest) -> HttpResponse:
+    form = NewSessionForm(request.POST)
+    if not form.is_valid():
+        return _render_dashboard(request, form, status=400)
+    session = form.save(commit=False)
+    session.facilitator = request.user
+    session.save()
+    return redirect("session_edit", session_id=session.pk)
+
+
+@login_required
+def session_edit(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = _get_own_session(request, session_id)
+    form = SessionForm(request.POST or None, instance=session)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            form.save()
+            if session.is_live:
+                live.after_commit(live.push_facilitator_views, session.pk)
+        return redirect("session_edit", session_id=session.pk)
+    return render(
+        request,
+        "sessions/session_edit.html",
+        {"session": session, "form": form, **_agenda_context(session)},
+    )
+
+
+def _agenda_context(session: Session, new_form: ActivityForm | None = None) -> dict:
+    return {
+        "session": session,
+        "activities": session.activities_in_order(),
+        "new_form": new_form or ActivityForm(),
+    }
+
+
+def _agenda_response(
+    request: HttpRequest, session: Session, *, shown_on_phones: bool
+) -> HttpResponse:
+    """After an agenda change: the editor for htmx, a redirect otherwise; live views follow.
+
+    Phones are refreshed only when the activity they show changed: a refresh would wipe a
+    half-typed answer.
+    """
+    if session.is_live:
+        push = live.push_session if shown_on_phones else live.push_facilitator_views
+        live.after_commit(push, session.pk)
+    if request.htmx:
+        response = render(request, "sessions/partials/agenda_editor.html", _agenda_context(session))
+        # The edit form targets its own row; the whole editor comes back.
+        return reswap(retarget(response, "#agenda-editor"), "outerHTML")
+    return redirect("session_edit", session_id=session.pk)
+
+
+@login_required
+def activity_new_form(request: HttpRequest, session_id: int) -> HttpResponse:
+    """The add-activity form for the kind picked in its select (htmx swaps it in)."""
+    session = _get_own_session(request, session_id)
+    form = ActivityForm(kind=request.GET.get("kind"))
+    return render(
+        request, "sessions/partials/activity_new_form.html", {"session": session, "form": form}
+    )
+
+
+@login_required
+@require_POST
+def activity_add(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = _get_own_session(request, session_id)
+    form = ActivityForm(request.POST, kind=request.POST.get("kind"))
+    if not form.is_valid():
+        return render(
+            request,
+            "sessions/partials/agenda_editor.html",
+            _agenda_context(session, new_form=form),
+            status=422 if request.htmx else 400,
+        )
+    activity = form.save(commit=False)
+    activity.session = session
+    activity.save()
+    return _agenda_response(request, session, shown_on_phones=False)
+
+
+@login_required
+def activity_edit(request: HttpRequest, session_id: int, activity_id: int) -> HttpResponse:
+    activity = _get_own_activity(request, session_id, activity_id)
+    form = ActivityForm(request.POST or None, instance=activity)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        session = activity.session
+        return _agenda_response(
+            request, session, shown_on_phones=activity.pk == session.current_activity_id
+        )
+    return render(
+        request,
+        "sessions/partials/activity_edit_form.html",
+        {"session": activity.session, "activity": activity, "form": form},
+        status=422 if form.errors else 200,
+    )
+
+
+@login_required
+@require_POST
+def activity_move(request: HttpRequest, session_id: int, activity_id: int) -> HttpResponse:
+    activity = _get_own_activity(request, session_id, activity_id)
+    offset = {"up": -1, "down": 1}.get(request.POST.get("direction", ""))
+    if offset is None:
+        return HttpResponse("Direction must be up or down.", status=400)
+    with transaction.atomic():
+        activity.move(offset)
+    return _agenda_response(request, activity.session, shown_on_phones=False)
+
+
+@login_required
+@require_POST
+def activity_delete(request: HttpRequest, session_id: int, activity_id: int) -> HttpResponse:
+    activity = _get_own_activity(request, session_id, activity_id)
+    session = activity.session
+    was_open = activity.pk == session.current_activity_id
+    activity.delete()
+    return _agenda_response(request, session, shown_on_phones=was_open)
+
+
+# Running a session ------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def session_start(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = _get_own_session(request, session_id)
+    session.start()
+    return redirect("session_control", session_id=session.pk)
+
+
+@login_required
+@require_POST
+def session_end(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = _get_own_session(request, session_id)
+    with transaction.atomic():
+        session.end()
+        live.after_commit(live.push_session, session.pk)
+    summary_url = reverse("session_summary", args=[session.pk])
+    if request.htmx:
+        return HttpResponseClientRedirect(summary_url)
+    return redirect(summary_url)
+
+
+def _join_url(request: HttpRequest, session: Session) -> str:
+    path = reverse("participant_entry", args=[session.join_code])
+    if settings.PUBLIC_URL:
+        return settings.PUBLIC_URL + path
+    return request.build_absolute_uri(path)
+
+
+def _running_session(request: HttpRequest, session_id: int) -> Session | HttpResponse:
+    session = _get_own_session(request, session_id)
+    if session.status == Session.Status.DRAFT:
+        return redirect("session_edit", session_id=session.pk)
+    if session.is_ended:
+        return redirect("session_summary", session_id=session.pk)
+    return session
+
+
+@login_required
+def session_control(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = _running_session(request, session_id)
+    if isinstance(session, HttpResponse):
+        return session
+    return render(
+        request,
+        "sessions/control.html",
+        {
+            **live.live_context(session),
+            "activities": session.activities_in_order(),
+            "join_url": _join_url(request, session),
+        },
+    )
+
+
+@login_required
+def session_projector(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = _running_session(request, session_id)
+    if isinstance(session, HttpResponse):
+        return session
+    join_url = _join_url(request, session)
+    return render(
+        request,
+        "sessions/projector.html",
+        {
+            **live.live_context(session),
+            "join_url": join_url,
+            # What people type: the address of the join page, without scheme or code.
+            "join_site": join_url.split("://", 1)[-1].removesuffix(f"/join/{session.join_code}/"),
+        },
+    )
+
+
+@login_required
+def session_qr(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = _get_own_session(request, session_id)
+    if not session.join_code:
+        return HttpResponse(status=404)
+    svg = io.BytesIO()
+    segno.make(_join_url(request, session), error="m").save(
+        svg, kind="svg", scale=10, border=2, xmldecl=False, title="QR code to join this session"
+    )
+    return HttpResponse(svg.getvalue(), content_type="image/svg+xml")
+
+
+@login_required
+def session_summary(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = _get_own_session(request, session_id)
+    rows = [
+        (activity, summarize(activity, session.anonymity_threshold))
+        if activity.takes_answers
+        else (activity, None)
+        for activity in session.activities_in_order()
+    ]
+    return render(
+        request,
+        "sessions/summary.html",
+        {"session": session, "rows": rows, "joined": session.joined_count()},
+    )

@@ -1,0 +1,389 @@
+"""summarize(): how the answers to one activity become what the projector and summary show."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessions.aggregation import WORD_SIZES, Bar, Text, Word, summarize
+from sessions.models import Activity, Participant, Session
+from tests.conftest import add_activity
+
+Kind = Activity.Kind
+PASS = None
+
+
+def respond(session: Session, activity: Activity, *answers) -> list[Participant]:
+    """Open `activity` and have one new participant per item answer it (PASS passes)."""
+    session.open_activity(activity)
+    participants = []
+    for data in answers:
+        participant, _ = session.add_participant()
+        if data is PASS:
+            participant.pass_on(activity.pk)
+        else:
+            participant.answer(activity.pk, data)
+        participants.append(participant)
+    return participants
+
+
+def pick(*indexes: int) -> dict:
+    return {"choice": [str(index) for index in indexes]}
+
+
+def bars(result) -> list[tuple[str, int, int]]:
+    return [(bar.label, bar.count, bar.percent) for bar in result.bars]
+
+
+# Choices ---------------------------------------------------------------------------------------
+
+
+def test_single_choice_counts_and_percents(live_session, choice_activity):
+    respond(live_session, choice_activity, pick(0), pick(0), pick(1), pick(0))
+
+    result = summarize(choice_activity, live_session.anonymity_threshold)
+
+    assert bars(result) == [("Yes", 3, 75), ("No", 1, 25), ("Not sure", 0, 0)]
+    assert result.answered == 4
+    assert result.passed == 0
+
+
+def test_single_choice_percents_are_rounded_to_whole_numbers(live_session, choice_activity):
+    respond(live_session, choice_activity, pick(0), pick(1), pick(1))
+
+    result = summarize(choice_activity, 3)
+
+    assert bars(result) == [("Yes", 1, 33), ("No", 2, 67), ("Not sure", 0, 0)]
+
+
+def test_tied_options_show_equal_bars_in_the_agenda_order(live_session, choice_activity):
+    respond(live_session, choice_activity, pick(2), pick(1), pick(2), pick(1))
+
+    result = summarize(choice_activity, 3)
+
+    assert bars(result) == [("Yes", 0, 0), ("No", 2, 50), ("Not sure", 2, 50)]
+
+
+def test_multiple_choice_percents_are_of_the_people_who_answered(live_session):
+    activity = add_activity(live_session, Kind.MULTIPLE_CHOICE)
+    respond(live_session, activity, pick(0, 1), pick(0), pick(0, 1, 2), pick(1))
+
+    result = summarize(activity, 3)
+
+    assert bars(result) == [("Yes", 3, 75), ("No", 3, 75), ("Not sure", 1, 25)]
+    assert result.answered == 4
+    assert sum(bar.percent for bar in result.bars) > 100
+
+
+def test_multiple_choice_where_everyone_picks_everything_shows_every_bar_full(live_session):
+    activity = add_activity(live_session, Kind.MULTIPLE_CHOICE)
+    respond(live_session, activity, pick(0, 1, 2), pick(0, 1, 2))
+
+    result = summarize(activity, 2)
+
+    assert [bar.percent for bar in result.bars] == [100, 100, 100]
+
+
+def test_emotion_check_in_counts_each_feeling(live_session):
+    activity = add_activity(live_session, Kind.EMOTION)  # Calm, Anxious, Hopeful
+    respond(live_session, activity, pick(0, 1), pick(0), pick(0, 2), PASS)
+
+    result = summarize(activity, 3)
+
+    assert bars(result) == [("Calm", 3, 100), ("Anxious", 1, 33), ("Hopeful", 1, 33)]
+    assert result.answered == 3
+    assert result.passed == 1
+
+
+def test_passes_are_counted_apart_and_not_in_the_percents(live_session, choice_activity):
+    respond(live_session, choice_activity, pick(0), pick(1), PASS, PASS, PASS)
+
+    result = summarize(choice_activity, 3)
+
+    assert result.answered == 2
+    assert result.passed == 3
+    assert result.responded == 5
+    assert bars(result) == [("Yes", 1, 50), ("No", 1, 50), ("Not sure", 0, 0)]
+
+
+def test_only_passes_gives_empty_bars_without_dividing_by_zero(live_session, choice_activity):
+    respond(live_session, choice_activity, PASS, PASS)
+
+    result = summarize(choice_activity, 3)
+
+    assert result.answered == 0
+    assert result.passed == 2
+    assert bars(result) == [("Yes", 0, 0), ("No", 0, 0), ("Not sure", 0, 0)]
+
+
+def test_a_changed_answer_is_counted_once_as_its_latest_value(live_session, choice_activity):
+    changer, _ = respond(live_session, choice_activity, pick(0), pick(1))
+
+    changer.answer(choice_activity.pk, pick(1))
+    changer.answer(choice_activity.pk, pick(2))
+
+    result = summarize(choice_activity, 2)
+    assert result.answered == 2
+    assert bars(result) == [("Yes", 0, 0), ("No", 1, 50), ("Not sure", 1, 50)]
+
+
+def test_an_answer_changed_to_a_pass_leaves_the_counts(live_session, choice_activity):
+    changer, _, _ = respond(live_session, choice_activity, pick(0), pick(0), pick(1))
+
+    changer.pass_on(choice_activity.pk)
+
+    result = summarize(choice_activity, 3)
+    assert result.answered == 2
+    assert result.passed == 1
+    assert bars(result) == [("Yes", 1, 50), ("No", 1, 50), ("Not sure", 0, 0)]
+
+
+def test_answers_to_other_activities_are_not_counted(live_session, choice_activity):
+    other = add_activity(live_session, Kind.SINGLE_CHOICE, "Another question")
+    respond(live_session, other, pick(0), pick(0), pick(0))
+    respond(live_session, choice_activity, pick(1))
+
+    result = summarize(choice_activity, 3)
+
+    assert result.answered == 1
+    assert bars(result) == [("Yes", 0, 0), ("No", 1, 100), ("Not sure", 0, 0)]
+
+
+# Scale -------------------------------------------------------------------------------------------
+
+
+def test_scale_shows_a_bar_for_every_point_with_mean_and_median(live_session):
+    activity = add_activity(live_session, Kind.SCALE, scale_min=1, scale_max=5)
+    respond(live_session, activity, {"value": "1"}, {"value": "2"}, {"value": "2"}, PASS)
+
+    result = summarize(activity, 3)
+
+    assert bars(result) == [("1", 1, 33), ("2", 2, 67), ("3", 0, 0), ("4", 0, 0), ("5", 0, 0)]
+    assert result.mean == 1.7
+    assert result.median == 2
+    assert result.answered == 3
+    assert result.passed == 1
+
+
+def test_scale_median_of_an_even_count_is_halfway_between_the_middle_two(live_session):
+    activity = add_activity(live_session, Kind.SCALE, scale_min=1, scale_max=10)
+    respond(live_session, activity, {"value": "3"}, {"value": "10"}, {"value": "5"}, {"value": "6"})
+
+    result = summarize(activity, 3)
+
+    assert result.median == 5.5
+    assert result.mean == 6.0
+
+
+def test_scale_from_zero_includes_the_zero_bar(live_session):
+    activity = add_activity(live_session, Kind.SCALE, scale_min=0, scale_max=4)
+    respond(live_session, activity, {"value": "0"}, {"value": "0"}, {"value": "4"})
+
+    result = summarize(activity, 3)
+
+    assert [bar.label for bar in result.bars] == ["0", "1", "2", "3", "4"]
+    assert result.bars[0] == Bar("0", 2, 67)
+    assert result.mean == 1.3
+    assert result.median == 0
+
+
+def test_scale_without_answers_has_no_mean_or_median(live_session):
+    activity = add_activity(live_session, Kind.SCALE, scale_min=1, scale_max=3)
+    respond(live_session, activity, PASS)
+
+    result = summarize(activity, 3)
+
+    assert result.mean is None
+    assert result.median is None
+    assert bars(result) == [("1", 0, 0), ("2", 0, 0), ("3", 0, 0)]
+
+
+def test_a_changed_scale_answer_moves_to_its_new_point(live_session):
+    activity = add_activity(live_session, Kind.SCALE, scale_min=1, scale_max=3)
+    (changer,) = respond(live_session, activity, {"value": "1"})
+
+    changer.answer(activity.pk, {"value": "3"})
+
+    result = summarize(activity, 3)
+    assert bars(result) == [("1", 0, 0), ("2", 0, 0), ("3", 1, 100)]
+    assert result.mean == 3.0
+
+
+# Word cloud --------------------------------------------------------------------------------------
+
+
+def test_word_cloud_counts_words_across_spelling_and_sizes_them_by_frequency(live_session):
+    activity = add_activity(live_session, Kind.WORD_CLOUD)
+    respond(
+        live_session,
+        activity,
+        {"word": ["Hope", "calm"]},
+        {"word": [" hope ", "tired", "Calm"]},
+        {"word": ["HOPE", "alone"]},
+        PASS,
+    )
+
+    result = summarize(activity, 3)
+
+    assert result.words == [
+        Word("hope", 3, WORD_SIZES),
+        Word("calm", 2, 3),
+        Word("alone", 1, 1),
+        Word("tired", 1, 1),
+    ]
+    assert result.answered == 3
+    assert result.passed == 1
+
+
+def test_the_most_frequent_word_is_biggest_and_the_rarest_smallest(live_session):
+    activity = add_activity(live_session, Kind.WORD_CLOUD)
+    respond(
+        live_session,
+        activity,
+        *([{"word": ["together"]}] * 5),
+        {"word": ["apart"]},
+    )
+
+    result = summarize(activity, 3)
+
+    assert result.words[0] == Word("together", 5, WORD_SIZES)
+    assert result.words[-1] == Word("apart", 1, 1)
+
+
+def test_tied_words_are_listed_alphabetically(live_session):
+    activity = add_activity(live_session, Kind.WORD_CLOUD)
+    respond(
+        live_session,
+        activity,
+        {"word": ["zest", "moon", "apple"]},
+        {"word": ["moon", "zest", "apple"]},
+        {"word": ["kind"]},
+    )
+
+    result = summarize(activity, 3)
+
+    assert [word.text for word in result.words] == ["apple", "moon", "zest", "kind"]
+    assert [word.size for word in result.words] == [WORD_SIZES, WORD_SIZES, WORD_SIZES, 1]
+
+
+def test_words_all_said_once_are_all_the_middle_size(live_session):
+    activity = add_activity(live_session, Kind.WORD_CLOUD)
+    respond(live_session, activity, {"word": ["rain", "sun"]}, {"word": ["fog"]})
+
+    result = summarize(activity, 3)
+
+    assert result.words == [Word("fog", 1, 3), Word("rain", 1, 3), Word("sun", 1, 3)]
+    assert (WORD_SIZES + 1) // 2 == 3
+
+
+def test_a_changed_word_cloud_answer_replaces_the_old_words(live_session):
+    activity = add_activity(live_session, Kind.WORD_CLOUD)
+    (changer,) = respond(live_session, activity, {"word": ["sad"]})
+
+    changer.answer(activity.pk, {"word": ["better", "lighter"]})
+
+    result = summarize(activity, 3)
+    assert [word.text for word in result.words] == ["better", "lighter"]
+    assert result.answered == 1
+
+
+def test_word_cloud_without_answers_has_no_words(live_session):
+    activity = add_activity(live_session, Kind.WORD_CLOUD)
+    respond(live_session, activity, PASS)
+
+    assert summarize(activity, 3).words == []
+
+
+# Open text ---------------------------------------------------------------------------------------
+
+
+def test_open_text_lists_each_answer_with_its_pseudonym(live_session):
+    activity = add_activity(live_session, Kind.OPEN_TEXT)
+    first, second, passer = respond(
+        live_session,
+        activity,
+        {"text": "I felt listened to."},
+        {"text": "  More silence,\nplease.  "},
+        PASS,
+    )
+
+    result = summarize(activity, 3)
+
+    assert sorted(result.texts, key=lambda text: text.text) == sorted(
+        [
+            Text(first.pseudonym, "I felt listened to."),
+            Text(second.pseudonym, "More silence,\nplease."),
+        ],
+        key=lambda text: text.text,
+    )
+    assert passer.pseudonym not in {text.pseudonym for text in result.texts}
+    assert result.answered == 2
+    assert result.passed == 1
+    assert result.bars == []
+
+
+def test_a_changed_open_text_shows_only_the_latest_text(live_session):
+    activity = add_activity(live_session, Kind.OPEN_TEXT)
+    (writer,) = respond(live_session, activity, {"text": "first draft"})
+
+    writer.answer(activity.pk, {"text": "what I meant"})
+
+    assert summarize(activity, 3).texts == [Text(writer.pseudonym, "what I meant")]
+
+
+# Hiding results until enough people answered ----------------------------------------------------
+
+
+def test_results_are_hidden_below_the_session_threshold(live_session, choice_activity):
+    assert live_session.anonymity_threshold == 3
+    respond(live_session, choice_activity, pick(0), pick(1))
+
+    result = summarize(choice_activity, live_session.anonymity_threshold)
+
+    assert result.hidden
+    assert result.missing == 1
+
+
+def test_results_show_once_the_session_threshold_is_reached(live_session, choice_activity):
+    respond(live_session, choice_activity, pick(0), pick(1), pick(0))
+
+    result = summarize(choice_activity, live_session.anonymity_threshold)
+
+    assert not result.hidden
+    assert result.missing == 0
+
+
+def test_passes_do_not_count_towards_showing_results(live_session, choice_activity):
+    respond(live_session, choice_activity, pick(0), pick(1), PASS, PASS, PASS)
+
+    result = summarize(choice_activity, live_session.anonymity_threshold)
+
+    assert result.hidden
+    assert result.missing == 1
+
+
+@pytest.mark.parametrize(("answers", "hidden"), [(4, True), (5, False), (6, False)])
+def test_a_higher_session_threshold_hides_results_longer(live_session, answers, hidden):
+    live_session.anonymity_threshold = 5
+    live_session.save(update_fields=["anonymity_threshold"])
+    activity = add_activity(live_session, Kind.OPEN_TEXT)
+    respond(live_session, activity, *[{"text": f"answer {n}"} for n in range(answers)])
+
+    result = summarize(activity, Session.objects.get(pk=live_session.pk).anonymity_threshold)
+
+    assert result.hidden is hidden
+    assert result.missing == max(0, 5 - answers)
+
+
+@pytest.mark.parametrize("kind", [Kind.SCALE, Kind.WORD_CLOUD, Kind.EMOTION])
+def test_every_kind_is_hidden_below_the_threshold(live_session, kind):
+    activity = add_activity(live_session, kind)
+    data = {
+        Kind.SCALE: {"value": "4"},
+        Kind.WORD_CLOUD: {"word": "calm"},
+        Kind.EMOTION: pick(0),
+    }[kind]
+    respond(live_session, activity, data, data)
+
+    assert summarize(activity, 3).hidden
+    respond(live_session, activity, data)
+    assert not summarize(activity, 3).hidden
