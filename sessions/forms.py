@@ -101,7 +101,8 @@ class ActivityForm(forms.ModelForm):
             kind = kind if kind in Activity.Kind.values else Activity.Kind.SINGLE_CHOICE
             self.fields["kind"].initial = kind
             self.fields["kind"].widget.attrs["data-kind-select"] = ""
-        self.kind = kind
+        # Not `kind`: in a template, form.kind finds the kind field first.
+        self.activity_kind = kind
         kept = {"kind", "prompt", *self.FIELDS_BY_KIND[Activity.Kind(kind)]}
         for name in list(self.fields):
             if name not in kept:

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
+from urllib.request import urlopen
 
 import pytest
-from channels.layers import get_channel_layer
+from channels.layers import channel_layers, get_channel_layer
 from django.contrib.auth.models import User
 from django.db import connections
 
@@ -22,12 +28,18 @@ def fast_password_hasher(settings):
 
 
 @pytest.fixture(autouse=True)
-async def empty_channel_layer():
-    """Each test starts with no groups or queued messages (matters on the shared Redis layer)."""
+async def fresh_channel_layer():
+    """Each test gets its own channel layer, emptied (on Redis, groups outlive a test).
+
+    A layer holds asyncio locks and connection pools tied to the event loop that first used
+    it, and every test runs on a new loop, so the cached layer must not carry over.
+    """
+    channel_layers.backends.clear()
     layer = get_channel_layer()
     await layer.flush()
     yield
     await layer.flush()
+    channel_layers.backends.clear()
 
 
 @pytest.fixture
@@ -72,7 +84,8 @@ def participant(live_session) -> Participant:
 
 # Browser tests -----------------------------------------------------------------------------
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 # As root in a sandbox, and with no network beyond this machine: see docs/development.md.
 CHROMIUM_ARGS = [
@@ -88,28 +101,63 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture
 def live_server_url(transactional_db) -> Iterator[str]:
-    """A real Daphne server (HTTP and WebSockets) in a forked process, on the test database."""
-    from daphne.testing import DaphneProcess
-    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+    """A real Daphne server (HTTP and WebSockets) on the test database, as `./start` runs it.
 
-    # The child must open its own database connections, not share the parent's.
-    connections.close_all()
-    server = DaphneProcess("localhost", partial(_application, ASGIStaticFilesHandler))
-    server.start()
-    if not server.ready.wait(timeout=30):
-        server.terminate()
-        raise RuntimeError("Daphne did not start")
+    A separate interpreter rather than a fork: a forked child would inherit the event-loop and
+    thread-pool state of the tests that ran before it.
+    """
+    port = _free_port()
+    environment = {**os.environ, "DATABASE_URL": _database_url(connections["default"])}
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / "daphne.log").open("w")
+    command = [sys.executable, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen(  # noqa: S603 (a fixed command line)
+        [*command, "--access-log", os.devnull, "facilitation.asgi:application"],
+        cwd=ROOT,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://localhost:{port}"
     try:
-        yield f"http://localhost:{server.port.value}"
+        _wait_until_serving(url, server)
+        yield url
     finally:
         server.terminate()
-        server.join(timeout=10)
+        server.wait(timeout=10)
+        log.close()
 
 
-def _application(static_wrapper):
-    from channels.routing import get_default_application
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
-    return static_wrapper(get_default_application())
+
+def _database_url(connection) -> str:
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    credentials = quote(settings["USER"] or "") + (
+        f":{quote(settings['PASSWORD'])}" if settings["PASSWORD"] else ""
+    )
+    return (
+        f"postgres://{credentials}@{settings['HOST'] or 'localhost'}:{settings['PORT'] or 5432}"
+        f"/{settings['NAME']}"
+    )
+
+
+def _wait_until_serving(url: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"Daphne exited; see {ARTIFACTS / 'daphne.log'}")
+        try:
+            with urlopen(f"{url}/join/", timeout=1):  # noqa: S310 (our own local server)
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("Daphne did not start within 30 seconds")
 
 
 @pytest.fixture

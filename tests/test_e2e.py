@@ -15,11 +15,13 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "i
 LAPTOP = {"viewport": {"width": 1280, "height": 800}}
 
 
-def sign_in(page: Page, base_url: str, username: str, password: str) -> None:
+def sign_up(page: Page, base_url: str, username: str, password: str) -> None:
     page.goto(f"{base_url}/accounts/login/")
+    page.get_by_role("link", name="Create a facilitator account").click()
     page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_label("Password confirmation").fill(password)
+    page.get_by_role("button", name="Create account").click()
     expect(page.get_by_role("heading", name="Your sessions")).to_be_visible()
 
 
@@ -33,12 +35,10 @@ def join_on_phone(page: Page, base_url: str, code: str) -> str:
     return page.locator(".you strong").inner_text()
 
 
-def test_a_facilitator_runs_a_choice_question_with_three_phones(
-    facilitator, browser, live_server_url
-):
+def test_a_facilitator_runs_a_choice_question_with_three_phones(browser, live_server_url):
     laptop = browser.new_context(**LAPTOP)
     control = laptop.new_page()
-    sign_in(control, live_server_url, "alice", "alice-password")
+    sign_up(control, live_server_url, "alice", "a-long-pass-phrase-for-alice")
 
     # Build the session: a title and one single-choice question.
     control.get_by_label("Title").fill("Tuesday circle")

@@ -1,0 +1,473 @@
+"""The live loop over real WebSockets: phones, the control view and the projector, through the
+whole ASGI application (origin check, auth, routing) and the configured channel layer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.db import transaction
+from django.test import Client
+
+from facilitation.asgi import application
+from sessions import live
+from sessions.consumers import CLOSE_NOT_ALLOWED
+from sessions.models import Activity, Answer, Session
+from tests.conftest import add_activity
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# The application is built at import, with the default ALLOWED_HOSTS (testserver is not one).
+ORIGIN = (b"origin", b"http://localhost")
+
+
+# Helpers -----------------------------------------------------------------------------------
+
+
+async def open_socket(path: str, *headers: tuple[bytes, bytes]) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, path, headers=[ORIGIN, *headers])
+    connected, _ = await communicator.connect()
+    assert connected, f"{path} refused the handshake"
+    return communicator
+
+
+async def facilitator_cookie(user) -> tuple[bytes, bytes]:
+    client = Client()
+    await sync_to_async(client.force_login)(user)
+    session_cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return (b"cookie", f"{settings.SESSION_COOKIE_NAME}={session_cookie}".encode())
+
+
+async def join(session: Session) -> tuple[WebsocketCommunicator, str]:
+    """A phone that joined the session: its socket, and the first stage it was shown."""
+    _participant, token = await database_sync_to_async(session.add_participant)()
+    cookie = (b"cookie", f"{settings.ATTUNE_PARTICIPANT_COOKIE}={token}".encode())
+    phone = await open_socket(f"/ws/join/{session.join_code}/", cookie)
+    return phone, await phone.receive_from()
+
+
+async def control_view(session: Session, user) -> tuple[WebsocketCommunicator, str]:
+    control = await open_socket(
+        f"/ws/sessions/{session.pk}/control/", await facilitator_cookie(user)
+    )
+    return control, await control.receive_from()
+
+
+async def projector_view(session: Session, user) -> tuple[WebsocketCommunicator, str]:
+    projector = await open_socket(
+        f"/ws/sessions/{session.pk}/projector/", await facilitator_cookie(user)
+    )
+    return projector, await projector.receive_from()
+
+
+async def receive_until(socket: WebsocketCommunicator, text: str, timeout: float = 3) -> str:
+    """Read frames until one contains `text` (earlier, older frames are skipped)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    seen = []
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        try:
+            frame = await socket.receive_from(timeout=left)
+        except TimeoutError:
+            break
+        if text in frame:
+            return frame
+        seen.append(frame)
+    raise AssertionError(f"no frame with {text!r} within {timeout}s; got {seen!r}")
+
+
+def count(html: str, name: str) -> int:
+    match = re.search(rf'data-count="{name}">(\d+)<', html)
+    assert match, f"no {name} count in {html!r}"
+    return int(match.group(1))
+
+
+async def send(socket: WebsocketCommunicator, **message) -> None:
+    await socket.send_to(text_data=json.dumps(message))
+
+
+async def open_activity(session: Session, activity: Activity) -> None:
+    await database_sync_to_async(session.open_activity)(activity)
+
+
+async def stored_answers(activity: Activity) -> list[Answer]:
+    return await database_sync_to_async(lambda: list(activity.answers.all()))()
+
+
+# Joining and presence ----------------------------------------------------------------------
+
+
+async def test_a_phone_that_joins_sees_the_waiting_screen_and_the_control_view_counts_it(
+    live_session, facilitator
+):
+    control, first = await control_view(live_session, facilitator)
+    assert count(first, "present") == 0
+
+    phone, stage = await join(live_session)
+    assert 'id="phone-stage"' in stage
+    assert "Waiting for the next activity" in stage
+    update = await receive_until(control, 'data-count="present">1<')
+    assert count(update, "joined") == 1
+
+    await phone.disconnect()
+    await receive_until(control, 'data-count="present">0<')
+    await control.disconnect()
+
+
+async def test_the_projector_shows_the_joined_count_as_phones_join(live_session, facilitator):
+    projector, first = await projector_view(live_session, facilitator)
+    assert "<strong>0</strong> joined" in first
+    phones = [(await join(live_session))[0] for _ in range(2)]
+    await receive_until(projector, "<strong>2</strong> joined")
+    for phone in phones:
+        await phone.disconnect()
+    await projector.disconnect()
+
+
+async def test_a_phone_without_a_valid_token_is_told_and_disconnected(live_session):
+    cookie = (b"cookie", f"{settings.ATTUNE_PARTICIPANT_COOKIE}=made-up-token".encode())
+    phone = await open_socket(f"/ws/join/{live_session.join_code}/", cookie)
+    notice = await phone.receive_from()
+    assert "Join again with the session code" in notice
+    assert (await phone.receive_output())["code"] == CLOSE_NOT_ALLOWED
+
+
+# Answering ---------------------------------------------------------------------------------
+
+
+async def test_an_answer_reaches_the_projector_and_the_control_view(
+    live_session, choice_activity, facilitator
+):
+    live_session.anonymity_threshold = 2
+    await database_sync_to_async(live_session.save)()
+    await open_activity(live_session, choice_activity)
+    control, _ = await control_view(live_session, facilitator)
+    projector, _ = await projector_view(live_session, facilitator)
+    (phone_a, _), (phone_b, _) = await join(live_session), await join(live_session)
+
+    await send(phone_a, action="answer", activity=str(choice_activity.pk), choice="0")
+    ack = await phone_a.receive_from()
+    assert "Answer received" in ack
+    hidden = await receive_until(projector, "1 answer<")
+    assert "Results appear once 2 people have answered" in hidden
+
+    await send(phone_b, action="answer", activity=str(choice_activity.pk), choice="2")
+    await phone_b.receive_from()
+    shown = await receive_until(projector, "2 answers")
+    assert re.search(r"Yes</span>.*?1 <span class=\"percent\">\(50%\)", shown, re.S)
+    assert re.search(r"Not sure</span>.*?1 <span class=\"percent\">\(50%\)", shown, re.S)
+    assert count(await receive_until(control, 'data-count="answered">2<'), "passed") == 0
+
+    for socket in (phone_a, phone_b, control, projector):
+        await socket.disconnect()
+
+
+async def test_a_changed_answer_replaces_the_first_one(live_session, choice_activity):
+    await open_activity(live_session, choice_activity)
+    phone, _ = await join(live_session)
+    await send(phone, action="answer", activity=choice_activity.pk, choice="0")
+    await phone.receive_from()
+    await send(phone, action="answer", activity=choice_activity.pk, choice="1")
+    assert "Answer received" in await phone.receive_from()
+    answers = await stored_answers(choice_activity)
+    assert [answer.value for answer in answers] == [[1]]
+    await phone.disconnect()
+
+
+async def test_a_pass_is_counted_as_a_pass_and_not_as_an_answer(
+    live_session, choice_activity, facilitator
+):
+    await open_activity(live_session, choice_activity)
+    control, _ = await control_view(live_session, facilitator)
+    phone, _ = await join(live_session)
+    await send(phone, action="pass", activity=choice_activity.pk, choice="0")
+    assert "You passed on this one" in await phone.receive_from()
+    update = await receive_until(control, 'data-count="passed">1<')
+    assert count(update, "answered") == 0
+    await phone.disconnect()
+    await control.disconnect()
+
+
+async def test_every_kind_takes_its_own_answer_shape(live_session):
+    phone, _ = await join(live_session)
+    cases = [
+        (Activity.Kind.MULTIPLE_CHOICE, {"choice": ["0", "2"]}, [0, 2]),
+        (Activity.Kind.SCALE, {"value": "7"}, 7),
+        (Activity.Kind.OPEN_TEXT, {"text": "  Glad to be here  "}, "Glad to be here"),
+        (Activity.Kind.WORD_CLOUD, {"word": ["Hope", " hope ", "Rest"]}, ["hope", "rest"]),
+        (Activity.Kind.EMOTION, {"choice": "1"}, [1]),
+    ]
+    for kind, fields, stored in cases:
+        activity = await database_sync_to_async(add_activity)(live_session, kind)
+        await open_activity(live_session, activity)
+        await send(phone, action="answer", activity=activity.pk, **fields)
+        assert "Answer received" in await receive_until(phone, "phone-stage")
+        assert [answer.value for answer in await stored_answers(activity)] == [stored]
+    await phone.disconnect()
+
+
+async def test_open_text_is_escaped_when_pushed(live_session, facilitator):
+    activity = await database_sync_to_async(add_activity)(live_session, Activity.Kind.OPEN_TEXT)
+    live_session.anonymity_threshold = 2
+    await database_sync_to_async(live_session.save)()
+    await open_activity(live_session, activity)
+    projector, _ = await projector_view(live_session, facilitator)
+    for text in ["<script>alert(1)</script>", '<b hx-get="/dashboard/">bold</b>']:
+        phone, _ = await join(live_session)
+        await send(phone, action="answer", activity=activity.pk, text=text)
+        await phone.receive_from()
+        await phone.disconnect()
+    html = await receive_until(projector, "2 answers")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>" not in html
+    assert 'hx-get="/dashboard/"' not in html
+    await projector.disconnect()
+
+
+# Refused answers ---------------------------------------------------------------------------
+
+
+async def test_answers_that_cannot_be_taken_get_a_clear_error_and_store_nothing(
+    live_session, choice_activity, facilitator, other_facilitator
+):
+    other_session = await database_sync_to_async(Session.objects.create)(
+        facilitator=other_facilitator, title="Elsewhere"
+    )
+    foreign = await database_sync_to_async(add_activity)(other_session, "single_choice")
+    later = await database_sync_to_async(add_activity)(live_session, "single_choice")
+    await open_activity(live_session, choice_activity)
+    phone, _ = await join(live_session)
+
+    refused = [
+        ({"activity": later.pk, "choice": "0"}, "That activity is closed"),
+        ({"activity": foreign.pk, "choice": "0"}, "not part of this session"),
+        ({"activity": "nonsense", "choice": "0"}, "not part of this session"),
+        ({"activity": choice_activity.pk, "choice": "7"}, "not one of the options"),
+        ({"activity": choice_activity.pk, "choice": ["0", "1"]}, "Pick only one option"),
+        ({"activity": choice_activity.pk}, "Pick an option, or pass"),
+        ({"activity": choice_activity.pk, "choice": {"x": 1}}, "not in a form Attune"),
+    ]
+    for fields, error in refused:
+        await send(phone, action="answer", **fields)
+        frame = await phone.receive_from()
+        assert 'id="notice"' in frame and error in frame, (fields, frame)
+    for activity in (choice_activity, later, foreign):
+        assert await stored_answers(activity) == []
+
+    # The socket is still open and takes a good answer.
+    await send(phone, action="answer", activity=choice_activity.pk, choice="0")
+    assert "Answer received" in await phone.receive_from()
+    await phone.disconnect()
+
+
+async def test_locked_answers_are_refused_and_the_phone_says_so(
+    live_session, choice_activity, facilitator
+):
+    await open_activity(live_session, choice_activity)
+    phone, _ = await join(live_session)
+    control, _ = await control_view(live_session, facilitator)
+    await send(control, action="lock_answers")
+    assert "Answers are closed for this question" in await receive_until(phone, "phone-stage")
+    await send(phone, action="answer", activity=choice_activity.pk, choice="0")
+    assert "Answers are locked" in await phone.receive_from()
+    assert await stored_answers(choice_activity) == []
+    await phone.disconnect()
+    await control.disconnect()
+
+
+async def test_answers_after_the_session_ended_are_refused(live_session, choice_activity):
+    await open_activity(live_session, choice_activity)
+    phone, _ = await join(live_session)
+    await database_sync_to_async(live_session.end)()
+    await send(phone, action="answer", activity=choice_activity.pk, choice="0")
+    assert "session has ended" in await phone.receive_from()
+    await phone.disconnect()
+
+
+# Bad messages ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frame", "error"),
+    [
+        ("not json at all", "could not be read"),
+        ("[1, 2, 3]", "could not be read"),
+        ('"just a string"', "could not be read"),
+        (json.dumps({"action": "dance"}), "not available here"),
+        (json.dumps({"no": "action"}), "not available here"),
+        (json.dumps({"action": "answer", "text": "x" * 5000}), "too large"),
+    ],
+)
+async def test_a_bad_message_gets_an_error_frame_and_the_socket_stays_open(
+    live_session, choice_activity, frame, error
+):
+    await open_activity(live_session, choice_activity)
+    phone, _ = await join(live_session)
+    await phone.send_to(text_data=frame)
+    reply = await phone.receive_from()
+    assert 'id="notice"' in reply and error in reply
+    await send(phone, action="answer", activity=choice_activity.pk, choice="1")
+    assert "Answer received" in await phone.receive_from()
+    await phone.disconnect()
+
+
+async def test_a_binary_frame_gets_an_error_frame(live_session):
+    phone, _ = await join(live_session)
+    await phone.send_to(bytes_data=b"\x00\x01")
+    assert "only understands text" in await phone.receive_from()
+    await phone.disconnect()
+
+
+async def test_the_projector_takes_no_actions(live_session, choice_activity, facilitator):
+    projector, _ = await projector_view(live_session, facilitator)
+    await send(projector, action="open", activity=choice_activity.pk)
+    assert "not available here" in await projector.receive_from()
+    await database_sync_to_async(live_session.refresh_from_db)()
+    assert live_session.current_activity_id is None
+    await projector.disconnect()
+
+
+# Facilitator actions -----------------------------------------------------------------------
+
+
+async def test_opening_an_activity_changes_every_phone_and_the_projector(
+    live_session, choice_activity, facilitator
+):
+    control, _ = await control_view(live_session, facilitator)
+    projector, _ = await projector_view(live_session, facilitator)
+    phones = [(await join(live_session))[0] for _ in range(3)]
+
+    await send(control, action="next")
+    for phone in phones:
+        stage = await receive_until(phone, "phone-stage")
+        assert "Did you sleep well?" in stage
+        assert f'name="activity" value="{choice_activity.pk}"' in stage
+    assert "Did you sleep well?" in await receive_until(projector, "projector-prompt")
+    assert "Open now" in await receive_until(control, "control-agenda")
+
+    await send(control, action="close")
+    for phone in phones:
+        assert "Waiting for the next activity" in await receive_until(phone, "phone-stage")
+    for socket in (*phones, control, projector):
+        await socket.disconnect()
+
+
+async def test_hiding_results_hides_them_on_the_projector_only(
+    live_session, choice_activity, facilitator
+):
+    await open_activity(live_session, choice_activity)
+    projector, _ = await projector_view(live_session, facilitator)
+    control, _ = await control_view(live_session, facilitator)
+    phone, _ = await join(live_session)
+    await send(control, action="hide_results")
+    await receive_until(projector, "Results will be shown soon")
+    await receive_until(control, ">Show results<")
+    # Phones are not re-rendered for a projector-only change: it would wipe a half-typed answer.
+    assert await phone.receive_nothing(timeout=0.5)
+    for socket in (phone, control, projector):
+        await socket.disconnect()
+
+
+async def test_next_past_the_last_activity_is_refused_with_a_message(
+    live_session, choice_activity, facilitator
+):
+    await open_activity(live_session, choice_activity)
+    control, _ = await control_view(live_session, facilitator)
+    await send(control, action="next")
+    assert "This is the last activity" in await control.receive_from()
+    await send(control, action="open", activity="999999")
+    assert "not part of this session" in await control.receive_from()
+    await control.disconnect()
+
+
+async def test_closing_joins_refuses_new_phones(live_session, facilitator):
+    control, _ = await control_view(live_session, facilitator)
+    await send(control, action="lock_joins")
+    await receive_until(control, "Let people join")
+    await database_sync_to_async(live_session.refresh_from_db)()
+    assert live_session.joins_locked
+    assert "not taking new participants" in live_session.join_refusal()
+    await control.disconnect()
+
+
+@pytest.mark.parametrize("action", ["next", "open", "close", "lock_answers", "lock_joins"])
+async def test_a_phone_can_never_perform_a_facilitator_action(
+    live_session, choice_activity, action
+):
+    phone, _ = await join(live_session)
+    await send(phone, action=action, activity=choice_activity.pk)
+    assert "not available here" in await phone.receive_from()
+    session = await database_sync_to_async(Session.objects.get)(pk=live_session.pk)
+    assert session.current_activity_id is None
+    assert not session.answers_locked and not session.joins_locked
+    await phone.disconnect()
+
+
+async def test_another_facilitator_cannot_open_the_control_view_or_projector(
+    live_session, other_facilitator
+):
+    cookie = await facilitator_cookie(other_facilitator)
+    for view in ("control", "projector"):
+        socket = await open_socket(f"/ws/sessions/{live_session.pk}/{view}/", cookie)
+        assert "Sign in as this session" in await socket.receive_from()
+        assert (await socket.receive_output())["code"] == CLOSE_NOT_ALLOWED
+
+
+async def test_a_signed_out_visitor_cannot_open_the_control_view(live_session):
+    socket = await open_socket(f"/ws/sessions/{live_session.pk}/control/")
+    assert "Sign in as this session" in await socket.receive_from()
+    assert (await socket.receive_output())["code"] == CLOSE_NOT_ALLOWED
+
+
+async def test_permission_is_checked_again_on_every_message(
+    live_session, choice_activity, facilitator, other_facilitator
+):
+    control, _ = await control_view(live_session, facilitator)
+    # The session changes hands while the socket is open.
+    await database_sync_to_async(Session.objects.filter(pk=live_session.pk).update)(
+        facilitator=other_facilitator
+    )
+    await send(control, action="next")
+    assert "not yours to run" in await control.receive_from()
+    session = await database_sync_to_async(Session.objects.get)(pk=live_session.pk)
+    assert session.current_activity_id is None
+    await control.disconnect()
+
+
+# Origins and commits -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [[(b"origin", b"http://evil.example")], []])
+async def test_a_handshake_from_a_foreign_or_missing_origin_is_refused(live_session, headers):
+    communicator = WebsocketCommunicator(
+        application, f"/ws/join/{live_session.join_code}/", headers=headers
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+def test_nothing_is_pushed_for_a_change_that_rolls_back(
+    live_session, choice_activity, participant, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr(live, "_send", lambda group, message: sent.append(group))
+    live_session.open_activity(choice_activity)
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        participant.answer(choice_activity.pk, {"choice": "0"})
+        live.after_commit(live.push_results, live_session.pk)
+        assert sent == []
+        raise RuntimeError("the write fails after the answer")
+    assert sent == []
+    assert not Answer.objects.exists()
+
+    with transaction.atomic():
+        participant.answer(choice_activity.pk, {"choice": "0"})
+        live.after_commit(live.push_results, live_session.pk)
+        assert sent == []
+    assert sent == [live.control_group(live_session.pk), live.projector_group(live_session.pk)]
