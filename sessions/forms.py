@@ -94,6 +94,8 @@ class ActivityForm(forms.ModelForm):
 
     def __init__(self, *args: Any, kind: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The add form and any open edit forms share a page: their ids must not collide.
+        self.auto_id = f"activity-{self.instance.pk}-%s" if self.instance.pk else "new-%s"
         if self.instance.pk:
             kind = self.instance.kind
             del self.fields["kind"]
@@ -119,7 +121,7 @@ class ActivityForm(forms.ModelForm):
                     name
                 ].help_text = "People have answered already, so this can no longer change."
         self.fields["prompt"].label = (
-            "Title" if kind == Activity.Kind.INSTRUCTION else "Question or prompt"
+            "Step title" if kind == Activity.Kind.INSTRUCTION else "Question or prompt"
         )
 
     def clean_options(self) -> list[str]:

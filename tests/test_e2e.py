@@ -13,6 +13,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True}
 LAPTOP = {"viewport": {"width": 1280, "height": 800}}
+# Going offline does not close an open WebSocket in Chromium; this does, as a lost network would.
+DROP_CONNECTION = """() => document.querySelector('[ws-connect]')['htmx-internal-data']
+    .webSocket.socket.close()"""
 
 
 def sign_up(page: Page, base_url: str, username: str, password: str) -> None:
@@ -103,3 +106,111 @@ def test_a_facilitator_runs_a_choice_question_with_three_phones(browser, live_se
     expect(control.locator(".summary-item")).to_contain_text("3 answered")
     expect(phones[0].get_by_role("heading", name="This session has ended")).to_be_visible()
     control.screenshot(path=ARTIFACTS / "summary.png", full_page=True)
+
+
+def test_a_facilitator_builds_an_agenda_of_every_kind_and_phones_answer_each(
+    browser, live_server_url
+):
+    laptop = browser.new_context(**LAPTOP)
+    builder = laptop.new_page()
+    sign_up(builder, live_server_url, "bea", "another-long-pass-phrase")
+    builder.get_by_label("Title").fill("Every kind")
+    builder.get_by_role("button", name="Create session").click()
+    builder.get_by_label("Show results after this many answers").fill("2")
+    builder.get_by_role("button", name="Save settings").click()
+    editor = builder.locator("#agenda-editor")
+
+    def settled() -> None:
+        # A change made before htmx has processed freshly swapped content would be lost.
+        expect(builder.locator(".htmx-settling, .htmx-added, .htmx-request")).to_have_count(0)
+
+    def add(kind: str, prompt: str, **fields: str) -> None:
+        settled()
+        value = builder.get_by_label("Kind").select_option(label=kind)[0]
+        expect(builder.locator("#activity-new-form")).to_have_attribute("data-kind", value)
+        builder.get_by_label(re.compile("^(Question or prompt|Step title)$")).fill(prompt)
+        for label, value in fields.items():
+            builder.get_by_label(label, exact=True).fill(value)
+        builder.get_by_role("button", name="Add to agenda").click()
+        expect(editor).to_contain_text(prompt)
+
+    # A choice with one option is refused with the reason next to the field.
+    builder.get_by_label("Question or prompt").fill("Tea or coffee?")
+    builder.get_by_label("Options, one per line").fill("Tea")
+    builder.get_by_role("button", name="Add to agenda").click()
+    expect(builder.locator(".field-error")).to_have_text("Give at least two options, one per line.")
+
+    add(
+        "Scale",
+        "How connected do you feel right now?",
+        **{"Label for the lowest value": "Alone", "Label for the highest value": "Close"},
+    )
+    add("Word cloud", "One word for this evening")
+    add("Open text", "What helps you open up?")
+    add(
+        "Instruction or exercise step",
+        "Breathe together",
+        **{"Countdown in seconds (optional)": "90"},
+    )
+
+    # Reorder and edit with htmx, without leaving the page.
+    settled()
+    builder.get_by_role("button", name="Move up: Breathe together").click()
+    expect(editor.locator("li").nth(2)).to_contain_text("Breathe together")
+    settled()
+    editor.locator("li").nth(1).get_by_role("button", name="Edit").click()
+    edit_form = editor.locator("li.editing")
+    edit_form.get_by_label("Question or prompt").fill("One word for tonight")
+    edit_form.get_by_role("button", name="Save", exact=True).click()
+    expect(editor).to_contain_text("One word for tonight")
+    builder.screenshot(path=ARTIFACTS / "agenda-editor.png", full_page=True)
+
+    builder.get_by_role("button", name="Start session").click()
+    control = builder
+    code = control.locator(".join-line .code").inner_text()
+    projector = laptop.new_page()
+    projector.goto(control.url.replace("/control/", "/projector/"))
+    phones = [browser.new_context(**PHONE).new_page() for _ in range(2)]
+    for phone in phones:
+        join_on_phone(phone, live_server_url, code)
+
+    # Scale: distribution, mean and median.
+    control.get_by_role("button", name="Open: How connected do you feel right now?").click()
+    for phone, point in zip(phones, ["3", "8"], strict=True):
+        phone.get_by_label(point, exact=True).check()
+        phone.get_by_role("button", name="Send answer").click()
+        expect(phone.get_by_text("Answer received")).to_be_visible()
+    phones[0].screenshot(path=ARTIFACTS / "phone-scale.png")
+    expect(projector.locator(".stats")).to_have_text("Mean 5.5 · Median 5.5")
+
+    # Word cloud: case and spacing folded, the shared word biggest.
+    control.get_by_role("button", name="Open: One word for tonight").click()
+    for phone, words in zip(phones, [["Hope", "tired"], [" hope ", "Warm"]], strict=True):
+        for index, word in enumerate(words, start=1):
+            phone.get_by_label(f"Word {index}").fill(word)
+        phone.get_by_role("button", name="Send answer").click()
+        expect(phone.get_by_text("Answer received")).to_be_visible()
+    expect(projector.locator(".word.size-5")).to_have_text("hope (2)")
+    projector.screenshot(path=ARTIFACTS / "projector-word-cloud.png")
+
+    # Instruction with a countdown on every screen; no answer form.
+    control.get_by_role("button", name="Open: Breathe together").click()
+    expect(phones[0].locator("[role=timer]")).to_have_text(re.compile(r"^1:(2\d|30)$"))
+    expect(projector.locator("[role=timer]")).to_have_text(re.compile(r"^1:(2\d|30)$"))
+    expect(phones[0].get_by_role("button", name="Pass")).to_have_count(0)
+
+    # Open text, after a phone lost its connection for a moment.
+    phones[1].context.set_offline(True)
+    phones[1].evaluate(DROP_CONNECTION)
+    expect(phones[1].get_by_text("Reconnecting…")).to_be_visible()
+    phones[1].context.set_offline(False)
+    expect(phones[1].get_by_text("Reconnecting…")).to_be_hidden(timeout=15_000)
+    control.get_by_role("button", name="Open: What helps you open up?").click()
+    for phone, text in zip(phones, ["Being listened to", "<b>Time</b> & tea"], strict=True):
+        phone.get_by_label("Your answer").fill(text)
+        phone.get_by_role("button", name="Send answer").click()
+        expect(phone.get_by_text("Answer received")).to_be_visible()
+    expect(projector.locator(".texts")).to_contain_text("<b>Time</b> & tea")
+    expect(projector.locator(".texts b")).to_have_count(0)
+    expect(projector.locator(".pseudonym")).to_have_count(0)
+    expect(control.locator(".texts .pseudonym")).to_have_count(2)
