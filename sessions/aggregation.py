@@ -25,12 +25,6 @@ class Word:
     size: int  # 1 (rarest) to WORD_SIZES (most frequent)
 
 
-@dataclass(frozen=True)
-class Text:
-    pseudonym: str
-    text: str
-
-
 @dataclass
 class Result:
     activity: Activity
@@ -41,54 +35,46 @@ class Result:
     mean: float | None = None
     median: float | None = None
     words: list[Word] = field(default_factory=list)
-    texts: list[Text] = field(default_factory=list)
-
-    @property
-    def responded(self) -> int:
-        return self.answered + self.passed
+    # Without pseudonyms, and sorted: neither who wrote a text nor when may show.
+    texts: list[str] = field(default_factory=list)
 
     @property
     def hidden(self) -> bool:
         """Too few answers to show without pointing at someone."""
         return self.answered < self.threshold
 
-    @property
-    def missing(self) -> int:
-        return max(0, self.threshold - self.answered)
-
 
 def summarize(activity: Activity, threshold: int) -> Result:
     """The result of `activity`, hidden while fewer than `threshold` people have answered."""
     result = Result(activity=activity, threshold=threshold)
     values = []
-    for answer in activity.answers.select_related("participant").order_by("pk"):
+    for answer in activity.answers.all():
         if answer.passed:
             result.passed += 1
         else:
             result.answered += 1
-            values.append((answer, answer.value))
+            values.append(answer.value)
 
     if activity.is_choice:
-        counts = Counter(index for _, picked in values for index in picked)
+        counts = Counter(index for picked in values for index in picked)
         result.bars = [
             Bar(option, counts[index], _percent(counts[index], result.answered))
             for index, option in enumerate(activity.options)
         ]
     elif activity.kind == Activity.Kind.SCALE:
-        numbers = [value for _, value in values]
-        counts = Counter(numbers)
+        counts = Counter(values)
         result.bars = [
             Bar(str(point), counts[point], _percent(counts[point], result.answered))
             for point in activity.scale_values()
         ]
-        if numbers:
-            result.mean = round(statistics.fmean(numbers), 1)
-            result.median = statistics.median(numbers)
+        if values:
+            result.mean = round(statistics.fmean(values), 1)
+            result.median = statistics.median(values)
     elif activity.kind == Activity.Kind.WORD_CLOUD:
-        counts = Counter(word for _, words in values for word in words)
+        counts = Counter(word for words in values for word in words)
         result.words = _sized_words(counts)
     elif activity.kind == Activity.Kind.OPEN_TEXT:
-        result.texts = [Text(answer.participant.pseudonym, text) for answer, text in values]
+        result.texts = sorted(values, key=str.casefold)
     return result
 
 

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 
 from . import live
-from .models import ActionRefused, Participant, Session, normalize_join_code
+from .models import ActionRefused, Participant, Session, normalize_join_code, parse_id
 
 # Close code for "not allowed here": outside the range htmx's ws extension reconnects on.
 CLOSE_NOT_ALLOWED = 4403
@@ -63,7 +63,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if not isinstance(message, dict):
             await self.send_error("That message could not be read.")
             return
-        handler = self.handlers().get(message.get("action"))  # type: ignore[arg-type]
+        action = message.get("action")
+        handler = self.handlers().get(action) if isinstance(action, str) else None
         if handler is None:
             await self.send_error("That action is not available here.")
             return
@@ -107,14 +108,10 @@ class ParticipantConsumer(LiveConsumer):
             await database_sync_to_async(_disconnect_participant)(self.participant_id)
 
     def handlers(self) -> dict[str, Handler]:
-        return {"answer": self.answer, "pass": self.pass_on}
+        return {"answer": self.record, "pass": self.record}
 
-    async def answer(self, message: dict[str, Any]) -> None:
-        html = await database_sync_to_async(_record)(self.participant_id, message, passed=False)
-        await self.send(text_data=html)
-
-    async def pass_on(self, message: dict[str, Any]) -> None:
-        html = await database_sync_to_async(_record)(self.participant_id, message, passed=True)
+    async def record(self, message: dict[str, Any]) -> None:
+        html = await database_sync_to_async(_record)(self.participant_id, message)
         await self.send(text_data=html)
 
     async def phone_refresh(self, event: dict[str, Any]) -> None:
@@ -124,7 +121,7 @@ class ParticipantConsumer(LiveConsumer):
 
 
 def _find_participant(code: str, token: str | None) -> Participant | None:
-    return Participant.objects.for_token(token).filter(session__join_code=code).first()
+    return Participant.objects.for_phone(token, code)
 
 
 def _connect_participant(participant: Participant) -> str:
@@ -143,22 +140,25 @@ def _disconnect_participant(participant_id: int) -> None:
         live.after_commit(live.push_results, participant.session_id)
 
 
-def _record(participant_id: int, message: dict[str, Any], *, passed: bool) -> str:
+def _record(participant_id: int, message: dict[str, Any]) -> str:
     participant = Participant.objects.filter(pk=participant_id).first()
     if participant is None:
         raise ActionRefused("Your place in this session was not found. Join again with the code.")
     with transaction.atomic():
-        if passed:
+        if message["action"] == "pass":
             participant.pass_on(message.get("activity"))
         else:
             participant.answer(message.get("activity"), message)
         live.after_commit(live.push_results, participant.session_id)
-    return live.render_phone_stage(participant)
+    # The answer is in: clear any earlier error next to the acknowledgement.
+    return live.render_notice("") + live.render_phone_stage(participant)
 
 
 def _render_phone(participant_id: int) -> str | None:
     participant = Participant.objects.filter(pk=participant_id).first()
-    return live.render_phone_stage(participant) if participant else None
+    if participant is None:
+        return None
+    return live.render_notice("") + live.render_phone_stage(participant)
 
 
 class FacilitatorConsumer(LiveConsumer):
@@ -223,34 +223,46 @@ class ControlConsumer(FacilitatorConsumer):
 
 
 def _open(session: Session, message: dict[str, Any]) -> None:
-    activity = session.activities.filter(pk=_int_or_none(message.get("activity"))).first()
+    activity = session.activities.filter(pk=parse_id(message.get("activity"))).first()
     if activity is None:
         raise ActionRefused("That activity is not part of this session.")
     session.open_activity(activity)
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 0 < number < 2**63 else None
+def _step(offset: int) -> Callable[[Session, dict[str, Any]], None]:
+    def step(session: Session, message: dict[str, Any]) -> None:
+        # Buttons send the activity open when they were drawn ("" for the lobby).
+        seen = None if "from" not in message else (parse_id(message["from"]) or 0)
+        session.step(offset, seen_activity_id=seen)
+
+    return step
 
 
-CONTROL_ACTIONS: dict[str, Callable[[Session, dict[str, Any]], None]] = {
-    "open": _open,
-    "close": lambda session, _: session.close_activity(),
-    "next": lambda session, _: session.step(1),
-    "previous": lambda session, _: session.step(-1),
-    "lock_answers": lambda session, _: session.set_answers_locked(True),
-    "unlock_answers": lambda session, _: session.set_answers_locked(False),
-    "show_results": lambda session, _: session.set_results_visible(True),
-    "hide_results": lambda session, _: session.set_results_visible(False),
-    "lock_joins": lambda session, _: session.set_joins_locked(True),
-    "unlock_joins": lambda session, _: session.set_joins_locked(False),
+Push = Callable[[int], None]
+# Each action: what it does, and which views must be refreshed after it commits.
+CONTROL_ACTIONS: dict[str, tuple[Callable[[Session, dict[str, Any]], None], Push]] = {
+    "open": (_open, live.push_session),
+    "close": (lambda session, _: session.close_activity(), live.push_session),
+    "next": (_step(1), live.push_session),
+    "previous": (_step(-1), live.push_session),
+    "lock_answers": (lambda session, _: session.set_answers_locked(True), live.push_session),
+    "unlock_answers": (lambda session, _: session.set_answers_locked(False), live.push_session),
+    # Only the facilitator's views show these; phones are left alone so that a half-typed
+    # answer is not wiped by a re-render.
+    "show_results": (
+        lambda session, _: session.set_results_visible(True),
+        live.push_facilitator_views,
+    ),
+    "hide_results": (
+        lambda session, _: session.set_results_visible(False),
+        live.push_facilitator_views,
+    ),
+    "lock_joins": (lambda session, _: session.set_joins_locked(True), live.push_facilitator_views),
+    "unlock_joins": (
+        lambda session, _: session.set_joins_locked(False),
+        live.push_facilitator_views,
+    ),
 }
-# The actions that change what phones show; the others change only the facilitator's views.
-ACTIONS_SEEN_ON_PHONES = {"open", "close", "next", "previous", "lock_answers", "unlock_answers"}
 
 
 def _control(user: Any, session_id: int, message: dict[str, Any]) -> None:
@@ -260,9 +272,6 @@ def _control(user: Any, session_id: int, message: dict[str, Any]) -> None:
             raise ActionRefused("This session is not yours to run.")
         if not session.is_live:
             raise ActionRefused("This session is not live.")
-        action = message["action"]
-        CONTROL_ACTIONS[action](session, message)
-        push = (
-            live.push_session if action in ACTIONS_SEEN_ON_PHONES else live.push_facilitator_views
-        )
+        perform, push = CONTROL_ACTIONS[message["action"]]
+        perform(session, message)
         live.after_commit(push, session.pk)

@@ -46,6 +46,17 @@ class SessionForm(forms.ModelForm):
         fields = ["title", "anonymity_threshold"]
         labels = {"anonymity_threshold": "Show results after this many answers"}
 
+    def clean_anonymity_threshold(self) -> int:
+        threshold = self.cleaned_data["anonymity_threshold"]
+        promised = self.initial.get("anonymity_threshold")
+        if self.instance.status != Session.Status.DRAFT and promised and threshold < promised:
+            # People answered under the promise shown on the consent screen.
+            raise forms.ValidationError(
+                f"Once a session has started this can only go up: people answered "
+                f"on the promise that nothing shows before {promised} answers."
+            )
+        return threshold
+
 
 class ActivityForm(forms.ModelForm):
     """One form for every kind; only the fields that kind uses are kept."""

@@ -93,21 +93,30 @@ def _send(group: str, message: dict) -> None:
     async_to_sync(get_channel_layer().group_send)(group, message)
 
 
-def push_results(session_id: int) -> None:
-    """Counts and results changed: refresh the control view and the projector."""
-    session = Session.objects.select_related("current_activity").get(pk=session_id)
+def _load(session_id: int) -> Session:
+    return Session.objects.select_related("current_activity").get(pk=session_id)
+
+
+def _push_counts_and_results(session: Session) -> None:
     context = live_context(session)
-    _send(control_group(session_id), {"type": "html.push", "html": render_control_live(context)})
+    _send(control_group(session.pk), {"type": "html.push", "html": render_control_live(context)})
     _send(
-        projector_group(session_id), {"type": "html.push", "html": render_projector_stage(context)}
+        projector_group(session.pk), {"type": "html.push", "html": render_projector_stage(context)}
     )
 
 
+def push_results(session_id: int) -> None:
+    """Counts and results changed: refresh the control view and the projector."""
+    _push_counts_and_results(_load(session_id))
+
+
 def push_facilitator_views(session_id: int) -> None:
-    """Something only the facilitator's views show changed (agenda, settings, joining)."""
-    push_results(session_id)
-    session = Session.objects.get(pk=session_id)
-    _send(control_group(session_id), {"type": "html.push", "html": render_control_agenda(session)})
+    """The facilitator changed something only their views show (agenda, settings, joining)."""
+    session = _load(session_id)
+    _push_counts_and_results(session)
+    # The facilitator's action went through: clear any earlier error on the control view.
+    html = render_notice("") + render_control_agenda(session)
+    _send(control_group(session_id), {"type": "html.push", "html": html})
 
 
 def push_session(session_id: int) -> None:
@@ -119,5 +128,9 @@ def push_session(session_id: int) -> None:
 
 
 def after_commit(push: Callable[[int], None], session_id: int) -> None:
-    """Run `push` for the session once the current transaction has committed."""
-    transaction.on_commit(lambda: push(session_id))
+    """Run `push` for the session once the current transaction has committed.
+
+    Robust: the data is committed by then, so a failed push (a channel layer hiccup) is logged
+    rather than turned into an error for the person who made the change.
+    """
+    transaction.on_commit(lambda: push(session_id), robust=True)

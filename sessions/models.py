@@ -66,6 +66,15 @@ class SessionQuerySet(models.QuerySet["Session"]):
     def joinable(self) -> SessionQuerySet:
         return self.filter(status=Session.Status.LIVE)
 
+    def join_refusal_for_code(self, code: str) -> str | None:
+        """Why a new phone cannot join with this code, or None when it can."""
+        session = (
+            self.filter(join_code=code).exclude(status=Session.Status.DRAFT).order_by("-status")
+        ).first()  # "live" sorts after "ended", so a live session wins
+        if session is None:
+            return "No session has that code. Check the code on the screen and try again."
+        return session.join_refusal()
+
 
 class Session(models.Model):
     class Status(models.TextChoices):
@@ -172,8 +181,14 @@ class Session(models.Model):
         self.timer_ends_at = None
         self.save(update_fields=["current_activity", "timer_ends_at"])
 
-    def step(self, offset: int) -> None:
-        """Open the next (offset 1) or previous (offset -1) activity of the agenda."""
+    def step(self, offset: int, *, seen_activity_id: int | None = None) -> None:
+        """Open the next (offset 1) or previous (offset -1) activity of the agenda.
+
+        `seen_activity_id` is the activity that was open when the button was pressed: a double
+        click, or presses replayed after a reconnect, must not skip past an activity.
+        """
+        if seen_activity_id is not None and seen_activity_id != (self.current_activity_id or 0):
+            raise ActionRefused("The session has already moved on; that press was ignored.")
         activities = self.activities_in_order()
         if not activities:
             raise ActionRefused("The agenda is empty: add an activity first.")
@@ -228,9 +243,6 @@ class Session(models.Model):
             pseudonym=random_pseudonym(taken), token_hash=hash_token(token)
         )
         return participant, token
-
-    def participant_for_token(self, token: str | None) -> Participant | None:
-        return Participant.objects.for_token(token).filter(session=self).first()
 
     def joined_count(self) -> int:
         return self.participants.count()
@@ -296,9 +308,6 @@ class Activity(models.Model):
 
     def scale_values(self) -> list[int]:
         return list(range(self.scale_min, self.scale_max + 1))
-
-    def number_in_agenda(self) -> int:
-        return self.session.activities.filter(position__lt=self.position).count() + 1
 
     def move(self, offset: int) -> None:
         """Swap places with the neighbour above (offset -1) or below (offset 1)."""
@@ -384,6 +393,16 @@ class ParticipantQuerySet(models.QuerySet["Participant"]):
             return self.none()
         return self.filter(token_hash=hash_token(token))
 
+    def for_phone(self, token: str | None, join_code: str) -> Participant | None:
+        """The participant a phone's cookie stands for in the session with this code."""
+        return (
+            self.for_token(token)
+            .filter(session__join_code=join_code)
+            .exclude(session__status=Session.Status.DRAFT)
+            .select_related("session")
+            .first()
+        )
+
 
 class Participant(models.Model):
     """An anonymous phone in one session: a pseudonym and the hash of its cookie token."""
@@ -412,7 +431,7 @@ class Participant(models.Model):
 
     def _open_activity(self, activity_id: Any) -> Activity:
         session = Session.objects.select_related("current_activity").get(pk=self.session_id)
-        activity = Activity.objects.filter(pk=_as_id(activity_id)).first()
+        activity = Activity.objects.filter(pk=parse_id(activity_id)).first()
         if activity is None or activity.session_id != session.pk:
             raise ActionRefused("That activity is not part of this session.")
         if not session.is_live:
@@ -444,14 +463,15 @@ class Participant(models.Model):
         return answer
 
 
-def _as_id(value: Any) -> int:
+def parse_id(value: Any) -> int | None:
+    """A database id sent by a client, or None when it is not one."""
+    if isinstance(value, bool):
+        return None
     try:
         number = int(value)
     except (TypeError, ValueError):
-        number = 0
-    if isinstance(value, bool) or not 0 < number < 2**63:
-        raise ActionRefused("That activity is not part of this session.")
-    return number
+        return None
+    return number if 0 < number < 2**63 else None
 
 
 class Answer(models.Model):

@@ -26,7 +26,7 @@ def join(request: HttpRequest) -> HttpResponse:
     form = JoinForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         code = form.cleaned_data["code"]
-        refusal = _join_refusal(code)
+        refusal = Session.objects.join_refusal_for_code(code)
         if refusal is None or _participant_from_cookie(request, code):
             return redirect("participant_entry", code=code)
         form.add_error("code", refusal)
@@ -40,7 +40,7 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
     if participant is not None:
         return render(request, "sessions/phone.html", live.phone_context(participant))
 
-    refusal = _join_refusal(code)
+    refusal = Session.objects.join_refusal_for_code(code)
     if refusal is not None:
         form = JoinForm(initial={"code": code})
         return render(request, "sessions/join.html", {"form": form, "refusal": refusal}, status=404)
@@ -68,22 +68,7 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
 
 def _participant_from_cookie(request: HttpRequest, code: str) -> Participant | None:
     token = request.COOKIES.get(settings.ATTUNE_PARTICIPANT_COOKIE)
-    return (
-        Participant.objects.for_token(token)
-        .filter(session__join_code=code)
-        .exclude(session__status=Session.Status.DRAFT)
-        .first()
-    )
-
-
-def _join_refusal(code: str) -> str | None:
-    """Why a new phone cannot join with this code, or None when it can."""
-    session = Session.objects.joinable().filter(join_code=code).first()
-    if session is not None:
-        return session.join_refusal()
-    if Session.objects.filter(join_code=code, status=Session.Status.ENDED).exists():
-        return "This session has ended. Thank you for taking part."
-    return "No session has that code. Check the code on the screen and try again."
+    return Participant.objects.for_phone(token, code)
 
 
 # Facilitator accounts ---------------------------------------------------------------------
@@ -192,7 +177,8 @@ def _agenda_response(
 def activity_new_form(request: HttpRequest, session_id: int) -> HttpResponse:
     """The add-activity form for the kind picked in its select (htmx swaps it in)."""
     session = _get_own_session(request, session_id)
-    form = ActivityForm(kind=request.GET.get("kind"))
+    # Keep what was typed as the prompt when the kind changes.
+    form = ActivityForm(kind=request.GET.get("kind"), initial={"prompt": request.GET.get("prompt")})
     return render(
         request, "sessions/partials/activity_new_form.html", {"session": session, "form": form}
     )

@@ -265,6 +265,18 @@ async def test_answers_that_cannot_be_taken_get_a_clear_error_and_store_nothing(
     await phone.disconnect()
 
 
+async def test_a_good_answer_clears_the_error_shown_before_it(live_session, choice_activity):
+    await open_activity(live_session, choice_activity)
+    phone, _ = await join(live_session)
+    await send(phone, action="answer", activity=choice_activity.pk)
+    assert "Pick an option, or pass" in await phone.receive_from()
+    await send(phone, action="answer", activity=choice_activity.pk, choice="0")
+    reply = await phone.receive_from()
+    assert '<div id="notice" class="notice" role="alert" aria-live="assertive"></div>' in reply
+    assert "Answer received" in reply
+    await phone.disconnect()
+
+
 async def test_locked_answers_are_refused_and_the_phone_says_so(
     live_session, choice_activity, facilitator
 ):
@@ -300,6 +312,8 @@ async def test_answers_after_the_session_ended_are_refused(live_session, choice_
         ('"just a string"', "could not be read"),
         (json.dumps({"action": "dance"}), "not available here"),
         (json.dumps({"no": "action"}), "not available here"),
+        (json.dumps({"action": ["answer", "pass"]}), "not available here"),
+        (json.dumps({"action": {"x": 1}}), "not available here"),
         (json.dumps({"action": "answer", "text": "x" * 5000}), "too large"),
     ],
 )
@@ -382,6 +396,32 @@ async def test_next_past_the_last_activity_is_refused_with_a_message(
     assert "This is the last activity" in await control.receive_from()
     await send(control, action="open", activity="999999")
     assert "not part of this session" in await control.receive_from()
+    await control.disconnect()
+
+
+async def test_a_double_press_on_next_moves_only_one_step(live_session, facilitator):
+    first, second, _third = [
+        await database_sync_to_async(add_activity)(live_session, "single_choice", f"Q{n}")
+        for n in (1, 2, 3)
+    ]
+    await open_activity(live_session, first)
+    control, _ = await control_view(live_session, facilitator)
+    # Both presses were drawn while Q1 was open, as a double click or a replayed queue sends them.
+    await send(control, action="next", **{"from": str(first.pk)})
+    await send(control, action="next", **{"from": str(first.pk)})
+    await receive_until(control, "already moved on")
+    session = await database_sync_to_async(Session.objects.get)(pk=live_session.pk)
+    assert session.current_activity_id == second.pk
+    await control.disconnect()
+
+
+async def test_next_from_the_lobby_opens_the_first_activity(live_session, facilitator):
+    first = await database_sync_to_async(add_activity)(live_session, "single_choice", "Q1")
+    control, _ = await control_view(live_session, facilitator)
+    await send(control, action="next", **{"from": ""})
+    await receive_until(control, "Open now")
+    session = await database_sync_to_async(Session.objects.get)(pk=live_session.pk)
+    assert session.current_activity_id == first.pk
     await control.disconnect()
 
 

@@ -478,6 +478,18 @@ def test_the_kind_select_swaps_in_the_fields_of_that_kind(client, facilitator, s
     assert submitted_kind(html) == "scale"
 
 
+def test_changing_the_kind_keeps_the_prompt_already_typed(client, facilitator, session):
+    client.force_login(facilitator)
+
+    response = client.get(
+        reverse("activity_new_form", args=[session.pk]),
+        {"kind": "word_cloud", "prompt": "One word for tonight"},
+        **HTMX,
+    )
+
+    assert 'value="One word for tonight"' in page(response)
+
+
 def test_a_refused_scale_comes_back_still_set_to_scale(client, facilitator, session):
     client.force_login(facilitator)
 
@@ -1021,7 +1033,7 @@ def test_the_summary_shows_every_activity_with_its_result_and_the_sessions_facts
     assert '<span class="bar-value">1 <span class="percent">(33%)</span>' in html
     assert "Mean <strong>3.3</strong> · Median <strong>4</strong>" in html
     assert re.search(r'<li class="word size-\d">calm<span class="sr-only"> \(2\)', html)
-    assert "Results appear once" not in html
+    assert "results-hidden" not in html
     assert "<dt>Joined</dt><dd>4</dd>" in html
     assert f"<dt>Started</dt><dd>{when(live_session.started_at)}</dd>" in html
     assert f"<dt>Ended</dt><dd>{when(live_session.ended_at)}</dd>" in html
@@ -1039,7 +1051,7 @@ def test_the_summary_hides_results_below_the_anonymity_threshold(client, facilit
 
     html = page(client.get(reverse("session_summary", args=[live_session.pk])))
 
-    assert html.count("Results appear once 3 people have answered") == 2
+    assert html.count("Fewer than 3 people answered, so this result stays hidden.") == 2
     assert "bar-label" not in html
     assert '<span class="bar-value">' not in html
     assert "visit" not in html
@@ -1057,30 +1069,49 @@ def test_the_summary_shows_the_counts_once_the_threshold_is_reached(
 
     html = page(client.get(reverse("session_summary", args=[live_session.pk])))
 
-    assert "Results appear once" not in html
+    assert "results-hidden" not in html
     assert '<span class="bar-label">Yes</span>' in html
     assert '<span class="bar-value">2 <span class="percent">(67%)</span>' in html
     assert '<span class="bar-label">Not sure</span>' in html
     assert '<span class="bar-value">0 <span class="percent">(0%)</span>' in html
 
 
-def test_the_summary_respects_a_threshold_the_facilitator_lowered(
-    client, facilitator, live_session
-):
+def test_the_summary_respects_a_threshold_lowered_before_the_start(client, facilitator, session):
     client.force_login(facilitator)
     client.post(
-        reverse("session_edit", args=[live_session.pk]),
+        reverse("session_edit", args=[session.pk]),
         {"title": "Tuesday circle", "anonymity_threshold": "2"},
     )
-    choice = add_activity(live_session, Kind.SINGLE_CHOICE, "Did you sleep well?")
-    people = new_participants(live_session, 2)
-    answer_with(live_session, choice, people, [{"choice": "0"}, {"choice": "1"}])
-    live_session.end()
+    session.refresh_from_db()
+    session.start()
+    choice = add_activity(session, Kind.SINGLE_CHOICE, "Did you sleep well?")
+    people = new_participants(session, 2)
+    answer_with(session, choice, people, [{"choice": "0"}, {"choice": "1"}])
+    session.end()
 
-    html = page(client.get(reverse("session_summary", args=[live_session.pk])))
+    html = page(client.get(reverse("session_summary", args=[session.pk])))
 
-    assert "Results appear once" not in html
+    assert "results-hidden" not in html
     assert '<span class="bar-value">1 <span class="percent">(50%)</span>' in html
+
+
+@pytest.mark.parametrize("status", ["live", "ended"])
+def test_the_threshold_cannot_be_lowered_once_people_answered_under_it(
+    client, facilitator, live_session, status
+):
+    if status == "ended":
+        live_session.end()
+    client.force_login(facilitator)
+    url = reverse("session_edit", args=[live_session.pk])
+
+    response = client.post(url, {"title": "Tuesday circle", "anonymity_threshold": "2"})
+
+    assert "this can only go up" in page(response)
+    live_session.refresh_from_db()
+    assert live_session.anonymity_threshold == 3
+    client.post(url, {"title": "Tuesday circle", "anonymity_threshold": "5"})
+    live_session.refresh_from_db()
+    assert live_session.anonymity_threshold == 5
 
 
 # Escaping -------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@
   function startCountdowns(root) {
     var elements = root.querySelectorAll ? root.querySelectorAll("[data-countdown]") : [];
     Array.prototype.forEach.call(elements, function (element) {
+      // Once started, a countdown keeps going; a new render brings a new element.
+      if (element.dataset.countdownEndsAt) return;
       element.dataset.countdownEndsAt = String(Date.now() + 1000 * Number(element.dataset.countdown));
     });
   }
