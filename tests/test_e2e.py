@@ -28,6 +28,13 @@ def sign_up(page: Page, base_url: str, username: str, password: str) -> None:
     expect(page.get_by_role("heading", name="Your sessions")).to_be_visible()
 
 
+def new_session(page: Page, base_url: str, username: str, title: str) -> None:
+    """A new facilitator signs up and creates a session: the page is its agenda editor."""
+    sign_up(page, base_url, username, f"a-long-pass-phrase-for-{username}")
+    page.get_by_label("Title").fill(title)
+    page.get_by_role("button", name="Create session").click()
+
+
 def join_on_phone(page: Page, base_url: str, code: str) -> str:
     page.goto(f"{base_url}/")
     page.get_by_label("Session code").fill(code.lower())
@@ -41,11 +48,8 @@ def join_on_phone(page: Page, base_url: str, code: str) -> str:
 def test_a_facilitator_runs_a_choice_question_with_three_phones(browser, live_server_url):
     laptop = browser.new_context(**LAPTOP)
     control = laptop.new_page()
-    sign_up(control, live_server_url, "alice", "a-long-pass-phrase-for-alice")
-
     # Build the session: a title and one single-choice question.
-    control.get_by_label("Title").fill("Tuesday circle")
-    control.get_by_role("button", name="Create session").click()
+    new_session(control, live_server_url, "alice", "Tuesday circle")
     control.get_by_label("Question or prompt").fill("How did you arrive today?")
     control.get_by_label("Options, one per line").fill("Calm\nRushed\nTired")
     control.get_by_role("button", name="Add to agenda").click()
@@ -124,9 +128,7 @@ def test_a_facilitator_builds_an_agenda_of_every_kind_and_phones_answer_each(
 ):
     laptop = browser.new_context(**LAPTOP)
     builder = laptop.new_page()
-    sign_up(builder, live_server_url, "bea", "another-long-pass-phrase")
-    builder.get_by_label("Title").fill("Every kind")
-    builder.get_by_role("button", name="Create session").click()
+    new_session(builder, live_server_url, "bea", "Every kind")
     builder.get_by_label("Show results after this many answers").fill("2")
     builder.get_by_role("button", name="Save settings").click()
     editor = builder.locator("#agenda-editor")
