@@ -89,7 +89,7 @@ class ParticipantConsumer(LiveConsumer):
     async def connect(self) -> None:
         code = normalize_join_code(self.scope["url_route"]["kwargs"]["code"])
         token = self.scope.get("cookies", {}).get(settings.ATTUNE_PARTICIPANT_COOKIE)
-        participant = await database_sync_to_async(_find_participant)(code, token)
+        participant = await database_sync_to_async(Participant.objects.for_phone)(token, code)
         if participant is None:
             await self.refuse_connection(
                 "Your place in this session was not found. Join again with the session code."
@@ -118,10 +118,6 @@ class ParticipantConsumer(LiveConsumer):
         html = await database_sync_to_async(_render_phone)(self.participant_id)
         if html:
             await self.send(text_data=html)
-
-
-def _find_participant(code: str, token: str | None) -> Participant | None:
-    return Participant.objects.for_phone(token, code)
 
 
 def _connect_participant(participant: Participant) -> str:
