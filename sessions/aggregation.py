@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from .models import Activity
 
@@ -37,6 +38,8 @@ class Result:
     words: list[Word] = field(default_factory=list)
     # Without pseudonyms, and sorted: neither who wrote a text nor when may show.
     texts: list[str] = field(default_factory=list)
+    # Open words that may signal a crisis: for the facilitator's eyes only, never projected.
+    flagged: list[str] = field(default_factory=list)
 
     @property
     def hidden(self) -> bool:
@@ -47,10 +50,14 @@ class Result:
 def summarize(activity: Activity, threshold: int) -> Result:
     """The result of `activity`, hidden while fewer than `threshold` people have answered."""
     result = Result(activity=activity, threshold=threshold)
-    values = []
+    values: list[Any] = []
     for answer in activity.answers.all():
         if answer.passed:
             result.passed += 1
+        elif answer.flagged:
+            result.answered += 1
+            value = answer.value
+            result.flagged.append(value if isinstance(value, str) else " ".join(value))
         else:
             result.answered += 1
             values.append(answer.value)
@@ -75,6 +82,7 @@ def summarize(activity: Activity, threshold: int) -> Result:
         result.words = _sized_words(counts)
     elif activity.kind == Activity.Kind.OPEN_TEXT:
         result.texts = sorted(values, key=str.casefold)
+    result.flagged.sort(key=str.casefold)
     return result
 
 

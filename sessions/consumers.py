@@ -123,7 +123,16 @@ class ParticipantConsumer(LiveConsumer):
 def _connect_participant(participant: Participant) -> str:
     with transaction.atomic():
         participant.connected()
-        live.after_commit(live.push_results, participant.session_id)
+        activity = participant.session.current_activity
+        if (
+            activity
+            and activity.kind == activity.Kind.PAIR_ROUND
+            and activity.place_late_joiner(participant)
+        ):
+            # A late joiner is placed in a group; the group's phones show their new partner.
+            live.after_commit(live.push_session, participant.session_id)
+        else:
+            live.after_commit(live.push_results, participant.session_id)
     return live.render_phone_stage(participant)
 
 
@@ -245,6 +254,12 @@ CONTROL_ACTIONS: dict[str, tuple[Callable[[Session, dict[str, Any]], None], Push
     "unlock_answers": (lambda session, _: session.set_answers_locked(False), live.push_session),
     # Only the facilitator's views show these; phones are left alone so that a half-typed
     # answer is not wiped by a re-render.
+    "draw_pairs": (lambda session, _: session.draw_pairs(), live.push_session),
+    "next_round": (lambda session, _: session.next_pair_round(), live.push_session),
+    "draw_card": (lambda session, _: session.draw_card(), live.push_session),
+    "pause_timer": (lambda session, _: session.pause_timer(), live.push_session),
+    "resume_timer": (lambda session, _: session.resume_timer(), live.push_session),
+    "extend_timer": (lambda session, _: session.extend_timer(60), live.push_session),
     "show_results": (
         lambda session, _: session.set_results_visible(True),
         live.push_facilitator_views,

@@ -9,6 +9,9 @@ from .models import DEFAULT_FEELINGS, Activity, Session, normalize_join_code
 
 MAX_OPTIONS = 12
 OPTION_MAX_LENGTH = 120
+MAX_CARDS = 60
+CARD_MAX_LENGTH = 300
+ROLE_MAX_LENGTH = 40
 
 
 class SignupForm(UserCreationForm):
@@ -40,6 +43,13 @@ class NewSessionForm(forms.ModelForm):
         fields = ["title"]
 
 
+class PlanForm(forms.Form):
+    title = forms.CharField(label="Plan title", max_length=200)
+    description = forms.CharField(
+        label="What it is for (optional)", required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
 class SessionForm(forms.ModelForm):
     class Meta:
         model = Session
@@ -59,16 +69,43 @@ class SessionForm(forms.ModelForm):
 
 
 class ActivityForm(forms.ModelForm):
-    """One form for every kind; only the fields that kind uses are kept."""
+    """One form for every kind; only the fields that kind uses are kept.
 
+    It also validates the steps of the exercise library (sessions/exercises/schema.py), so a
+    step is held to the same rules whether a facilitator types it or a data file brings it.
+    """
+
+    QUESTION_FIELDS = ["body", "private_results", "script"]
     FIELDS_BY_KIND = {
-        Activity.Kind.SINGLE_CHOICE: ["options"],
-        Activity.Kind.MULTIPLE_CHOICE: ["options"],
-        Activity.Kind.EMOTION: ["options"],
-        Activity.Kind.SCALE: ["scale_min", "scale_max", "scale_min_label", "scale_max_label"],
-        Activity.Kind.OPEN_TEXT: [],
-        Activity.Kind.WORD_CLOUD: [],
-        Activity.Kind.INSTRUCTION: ["body", "timer_seconds"],
+        Activity.Kind.SINGLE_CHOICE: ["options", *QUESTION_FIELDS],
+        Activity.Kind.MULTIPLE_CHOICE: ["options", *QUESTION_FIELDS],
+        Activity.Kind.EMOTION: ["options", *QUESTION_FIELDS],
+        Activity.Kind.SCALE: [
+            "scale_min",
+            "scale_max",
+            "scale_min_label",
+            "scale_max_label",
+            *QUESTION_FIELDS,
+        ],
+        Activity.Kind.OPEN_TEXT: QUESTION_FIELDS,
+        Activity.Kind.WORD_CLOUD: QUESTION_FIELDS,
+        Activity.Kind.INSTRUCTION: ["body", "timer_seconds", "script"],
+        Activity.Kind.BREATHING: [
+            "body",
+            "inhale_seconds",
+            "exhale_seconds",
+            "timer_seconds",
+            "script",
+        ],
+        Activity.Kind.PAIR_ROUND: ["body", "roles", "rounds", "timer_seconds", "script"],
+        Activity.Kind.QUESTION_CARDS: ["options", "body", "script"],
+        Activity.Kind.RESOURCES: ["body", "script"],
+    }
+    BODY_REQUIRED = {
+        Activity.Kind.INSTRUCTION,
+        Activity.Kind.BREATHING,
+        Activity.Kind.PAIR_ROUND,
+        Activity.Kind.RESOURCES,
     }
     # Changing these after answers exist would change what the stored answers mean.
     ANSWER_SHAPING_FIELDS = {"options", "scale_min", "scale_max"}
@@ -76,6 +113,12 @@ class ActivityForm(forms.ModelForm):
     options = forms.CharField(
         label="Options, one per line",
         widget=forms.Textarea(attrs={"rows": 5}),
+        required=False,
+    )
+    roles = forms.CharField(
+        label="The two roles, one per line",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        initial="Speaker\nListener",
         required=False,
     )
 
@@ -90,7 +133,13 @@ class ActivityForm(forms.ModelForm):
             "scale_min_label",
             "scale_max_label",
             "body",
+            "inhale_seconds",
+            "exhale_seconds",
+            "roles",
+            "rounds",
             "timer_seconds",
+            "private_results",
+            "script",
         ]
         labels = {
             "prompt": "Prompt",
@@ -99,9 +148,17 @@ class ActivityForm(forms.ModelForm):
             "scale_min_label": "Label for the lowest value",
             "scale_max_label": "Label for the highest value",
             "body": "Text shown to everyone",
+            "inhale_seconds": "Breathe in for (seconds)",
+            "exhale_seconds": "Breathe out for (seconds)",
+            "rounds": "Rounds (roles swap each round)",
             "timer_seconds": "Countdown in seconds (optional)",
+            "private_results": "Keep the results off the projector",
+            "script": "Your script (only you see it)",
         }
-        widgets = {"body": forms.Textarea(attrs={"rows": 4})}
+        widgets = {
+            "body": forms.Textarea(attrs={"rows": 4}),
+            "script": forms.Textarea(attrs={"rows": 4}),
+        }
 
     def __init__(self, *args: Any, kind: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -113,7 +170,6 @@ class ActivityForm(forms.ModelForm):
         else:
             kind = kind if kind in Activity.Kind.values else Activity.Kind.SINGLE_CHOICE
             self.fields["kind"].initial = kind
-            self.fields["kind"].widget.attrs["data-kind-select"] = ""
         # Not `kind`: in a template, form.kind finds the kind field first.
         self.activity_kind = kind
         kept = {"kind", "prompt", *self.FIELDS_BY_KIND[Activity.Kind(kind)]}
@@ -125,6 +181,12 @@ class ActivityForm(forms.ModelForm):
                 DEFAULT_FEELINGS if kind == Activity.Kind.EMOTION else []
             )
             self.initial["options"] = "\n".join(options)
+            if kind == Activity.Kind.QUESTION_CARDS:
+                self.fields["options"].label = "The questions on the cards, one per line"
+        if "roles" in self.fields and self.instance.roles:
+            self.initial["roles"] = "\n".join(self.instance.roles)
+        if "body" in self.fields:
+            self.fields["body"].required = kind in self.BODY_REQUIRED
         if self.instance.pk and self.instance.answers.exists():
             for name in self.ANSWER_SHAPING_FIELDS & set(self.fields):
                 self.fields[name].disabled = True
@@ -132,21 +194,35 @@ class ActivityForm(forms.ModelForm):
                     name
                 ].help_text = "People have answered already, so this can no longer change."
         self.fields["prompt"].label = (
-            "Step title" if kind == Activity.Kind.INSTRUCTION else "Question or prompt"
+            "Question or prompt" if Activity(kind=kind).takes_answers else "Step title"
         )
 
     def clean_options(self) -> list[str]:
         lines = [" ".join(line.split()) for line in self.cleaned_data["options"].splitlines()]
         options = [line for line in lines if line]
-        if len(options) < 2:
-            raise forms.ValidationError("Give at least two options, one per line.")
-        if len(options) > MAX_OPTIONS:
-            raise forms.ValidationError(f"Give at most {MAX_OPTIONS} options.")
-        if any(len(option) > OPTION_MAX_LENGTH for option in options):
-            raise forms.ValidationError(f"Keep each option under {OPTION_MAX_LENGTH} characters.")
+        cards = self.activity_kind == Activity.Kind.QUESTION_CARDS
+        fewest, most, longest = (
+            (3, MAX_CARDS, CARD_MAX_LENGTH) if cards else (2, MAX_OPTIONS, OPTION_MAX_LENGTH)
+        )
+        if len(options) < fewest:
+            words = {2: "two", 3: "three"}
+            raise forms.ValidationError(f"Give at least {words[fewest]} options, one per line.")
+        if len(options) > most:
+            raise forms.ValidationError(f"Give at most {most} options.")
+        if any(len(option) > longest for option in options):
+            raise forms.ValidationError(f"Keep each option under {longest} characters.")
         if len({option.casefold() for option in options}) != len(options):
             raise forms.ValidationError("Each option must be different.")
         return options
+
+    def clean_roles(self) -> list[str]:
+        roles = [" ".join(line.split()) for line in self.cleaned_data["roles"].splitlines()]
+        roles = [role for role in roles if role]
+        if len(roles) != 2 or roles[0].casefold() == roles[1].casefold():
+            raise forms.ValidationError("Give two different roles, one per line.")
+        if any(len(role) > ROLE_MAX_LENGTH for role in roles):
+            raise forms.ValidationError(f"Keep each role under {ROLE_MAX_LENGTH} characters.")
+        return roles
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

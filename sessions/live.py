@@ -7,6 +7,7 @@ client ever sees data that could still roll back.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from asgiref.sync import async_to_sync
@@ -15,7 +16,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 
 from .aggregation import Result, summarize
-from .models import Answer, Participant, Session
+from .models import Activity, Answer, Participant, Session
 
 
 def control_group(session_id: int) -> str:
@@ -39,13 +40,32 @@ def current_result(session: Session) -> Result | None:
 
 def live_context(session: Session) -> dict:
     """What the control view and the projector show of the running session."""
+    activity = session.current_activity
     return {
         "session": session,
-        "activity": session.current_activity,
+        "activity": activity,
         "result": current_result(session),
         "joined": session.joined_count(),
         "present": session.present_count(),
+        **_step_context(session),
+        # For the control view only: the partial for the projector never shows these.
+        "next_activity": (
+            session.activities.filter(position__gt=activity.position).first() if activity else None
+        ),
+        "group_sizes": (
+            sorted(Counter(activity.pairs.values_list("group", flat=True)).values())
+            if activity and activity.kind == Activity.Kind.PAIR_ROUND
+            else []
+        ),
+        "support_step": session.support_step(),
+    }
+
+
+def _step_context(session: Session) -> dict:
+    """What every screen needs to show a countdown or the breathing pacer in step."""
+    return {
         "timer_remaining": session.timer_remaining_seconds(),
+        "pacer_elapsed": session.seconds_since_opened(),
     }
 
 
@@ -77,7 +97,12 @@ def phone_context(participant: Participant) -> dict:
         "session": session,
         "activity": activity,
         "answer": answer,
-        "timer_remaining": session.timer_remaining_seconds(),
+        "group": (
+            activity.group_of(participant)
+            if activity and activity.kind == Activity.Kind.PAIR_ROUND
+            else None
+        ),
+        **_step_context(session),
     }
 
 

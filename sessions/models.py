@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from .pseudonyms import random_pseudonym
+from .safety import needs_care
 from .text import clean_text
 
 # No 0/O, 1/I/L: codes are read off a projector and typed on a phone.
@@ -100,6 +102,10 @@ class Session(models.Model):
     results_visible = models.BooleanField(default=True)
     answers_locked = models.BooleanField(default=False)
     timer_ends_at = models.DateTimeField(null=True, blank=True)
+    # Seconds left on a paused countdown; None when the countdown runs or there is none.
+    timer_paused_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # When the open activity was opened: the breathing pacer is in step with it on every screen.
+    activity_opened_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -158,28 +164,40 @@ class Session(models.Model):
         self.status = self.Status.ENDED
         self.ended_at = timezone.now()
         self.current_activity = None
-        self.timer_ends_at = None
-        self.save(update_fields=["status", "ended_at", "current_activity", "timer_ends_at"])
+        self._set_timer(None)
+        self.save(
+            update_fields=[
+                "status",
+                "ended_at",
+                "current_activity",
+                "timer_ends_at",
+                "timer_paused_seconds",
+            ]
+        )
 
     def open_activity(self, activity: Activity) -> None:
         if activity.session_id != self.pk:
             raise ActionRefused("That activity belongs to another session.")
         self.current_activity = activity
-        self.results_visible = True
+        self.results_visible = not activity.private_results
         self.answers_locked = False
-        self.timer_ends_at = (
-            timezone.now() + timedelta(seconds=activity.timer_seconds)
-            if activity.timer_seconds
-            else None
-        )
+        self.activity_opened_at = timezone.now()
+        self._set_timer(activity.timer_seconds)
         self.save(
-            update_fields=["current_activity", "results_visible", "answers_locked", "timer_ends_at"]
+            update_fields=[
+                "current_activity",
+                "results_visible",
+                "answers_locked",
+                "activity_opened_at",
+                "timer_ends_at",
+                "timer_paused_seconds",
+            ]
         )
 
     def close_activity(self) -> None:
         self.current_activity = None
-        self.timer_ends_at = None
-        self.save(update_fields=["current_activity", "timer_ends_at"])
+        self._set_timer(None)
+        self.save(update_fields=["current_activity", "timer_ends_at", "timer_paused_seconds"])
 
     def step(self, offset: int, *, seen_activity_id: int | None = None) -> None:
         """Open the next (offset 1) or previous (offset -1) activity of the agenda.
@@ -215,10 +233,97 @@ class Session(models.Model):
         self.joins_locked = locked
         self.save(update_fields=["joins_locked"])
 
+    # The countdown: kept by the server, so every screen and every reconnect shows the same.
+
+    def _set_timer(self, seconds: int | None) -> None:
+        self.timer_ends_at = timezone.now() + timedelta(seconds=seconds) if seconds else None
+        self.timer_paused_seconds = None
+
+    def restart_timer(self, seconds: int | None) -> None:
+        self._set_timer(seconds)
+        self.save(update_fields=["timer_ends_at", "timer_paused_seconds"])
+
+    @property
+    def timer_paused(self) -> bool:
+        return self.timer_paused_seconds is not None
+
     def timer_remaining_seconds(self) -> int | None:
+        if self.timer_paused_seconds is not None:
+            return self.timer_paused_seconds
         if self.timer_ends_at is None:
             return None
         return max(0, round((self.timer_ends_at - timezone.now()).total_seconds()))
+
+    def pause_timer(self) -> None:
+        if self.timer_ends_at is None:
+            raise ActionRefused("No countdown is running.")
+        self.timer_paused_seconds = self.timer_remaining_seconds()
+        self.timer_ends_at = None
+        self.save(update_fields=["timer_ends_at", "timer_paused_seconds"])
+
+    def resume_timer(self) -> None:
+        if self.timer_paused_seconds is None:
+            raise ActionRefused("The countdown is not paused.")
+        self._set_timer(self.timer_paused_seconds)
+        self.save(update_fields=["timer_ends_at", "timer_paused_seconds"])
+
+    def extend_timer(self, seconds: int) -> None:
+        """Add time; with no countdown on, start one of that length."""
+        if self.timer_paused_seconds is not None:
+            self.timer_paused_seconds += seconds
+        else:
+            self._set_timer((self.timer_remaining_seconds() or 0) + seconds)
+        self.save(update_fields=["timer_ends_at", "timer_paused_seconds"])
+
+    def seconds_since_opened(self) -> float | None:
+        if self.activity_opened_at is None:
+            return None
+        return (timezone.now() - self.activity_opened_at).total_seconds()
+
+    # Leading steps -----------------------------------------------------------------------
+
+    def open_step(self, kind: str) -> Activity:
+        activity = self.current_activity
+        if activity is None or activity.kind != kind:
+            label = Activity.Kind(kind).label.lower()
+            raise ActionRefused(f"Open a {label} step first.")
+        return activity
+
+    def draw_pairs(self) -> None:
+        activity = self.open_step(Activity.Kind.PAIR_ROUND)
+        activity.draw_pairs()
+        self.restart_timer(activity.timer_seconds)
+
+    def next_pair_round(self) -> None:
+        activity = self.open_step(Activity.Kind.PAIR_ROUND)
+        activity.next_round()
+        self.restart_timer(activity.timer_seconds)
+
+    def draw_card(self) -> None:
+        self.open_step(Activity.Kind.QUESTION_CARDS).draw_card()
+
+    def support_step(self) -> Activity | None:
+        """The agenda's support and resources step, to open when someone may need it."""
+        return self.activities.filter(kind=Activity.Kind.RESOURCES).first()
+
+    # The agenda ------------------------------------------------------------------------
+
+    def add_steps(self, steps: list[dict[str, Any]], *, source: str = "") -> list[Activity]:
+        """Copy steps (Activity field values, as in the library) to the end of the agenda.
+
+        A copy, not a link: a later version of an exercise never changes this session.
+        """
+        return [
+            Activity.objects.create(session=self, **{"source": source, **step}) for step in steps
+        ]
+
+    def suggested_minutes(self) -> int:
+        seconds = self.activities.aggregate(total=models.Sum("suggested_seconds"))["total"]
+        return round((seconds or 0) / 60)
+
+    def agenda_as_steps(self) -> list[dict[str, Any]]:
+        """The agenda as steps, to save it as a plan of one's own."""
+        return [activity.as_step() for activity in self.activities_in_order()]
 
     # Participants ---------------------------------------------------------------------
 
@@ -260,8 +365,20 @@ class Activity(models.Model):
         WORD_CLOUD = "word_cloud", "Word cloud"
         EMOTION = "emotion", "Emotion check-in"
         INSTRUCTION = "instruction", "Instruction or exercise step"
+        BREATHING = "breathing", "Breathing pacer"
+        PAIR_ROUND = "pair_round", "Pair round"
+        QUESTION_CARDS = "question_cards", "Question cards"
+        RESOURCES = "resources", "Support and resources"
 
     CHOICE_KINDS = {Kind.SINGLE_CHOICE, Kind.MULTIPLE_CHOICE, Kind.EMOTION}
+    # Steps that are led rather than answered.
+    STEP_KINDS = {
+        Kind.INSTRUCTION,
+        Kind.BREATHING,
+        Kind.PAIR_ROUND,
+        Kind.QUESTION_CARDS,
+        Kind.RESOURCES,
+    }
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="activities")
     position = models.PositiveIntegerField(default=0)
@@ -280,6 +397,29 @@ class Activity(models.Model):
     timer_seconds = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(5), MaxValueValidator(3600)]
     )
+    # For the facilitator only: what to say and do, and the suggested time.
+    script = models.TextField(blank=True, max_length=8000)
+    suggested_seconds = models.PositiveIntegerField(null=True, blank=True)
+    inhale_seconds = models.PositiveSmallIntegerField(
+        default=4, validators=[MinValueValidator(2), MaxValueValidator(8)]
+    )
+    exhale_seconds = models.PositiveSmallIntegerField(
+        default=6, validators=[MinValueValidator(2), MaxValueValidator(10)]
+    )
+    roles = models.JSONField(default=list, blank=True)
+    rounds = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1), MaxValueValidator(6)]
+    )
+    # The pair round being run (0 until pairs are drawn) and the question cards drawn so far.
+    current_round = models.PositiveSmallIntegerField(default=0)
+    cards_drawn = models.JSONField(default=list, blank=True)
+    # A scale asked again later carries the same name, so before and after can be compared.
+    measure = models.SlugField(max_length=40, blank=True)
+    private_results = models.BooleanField(
+        default=False, help_text="Results are never shown on the projector."
+    )
+    # The library exercise this step was copied from, e.g. "check-in v1".
+    source = models.CharField(max_length=80, blank=True)
 
     class Meta:
         ordering = ["position", "id"]
@@ -296,7 +436,7 @@ class Activity(models.Model):
 
     @property
     def takes_answers(self) -> bool:
-        return self.kind != self.Kind.INSTRUCTION
+        return self.kind not in self.STEP_KINDS
 
     @property
     def is_choice(self) -> bool:
@@ -305,6 +445,118 @@ class Activity(models.Model):
     @property
     def allows_many(self) -> bool:
         return self.kind in {self.Kind.MULTIPLE_CHOICE, self.Kind.EMOTION}
+
+    # What a library step or a saved plan holds: the activity without its live state.
+    STEP_FIELDS = (
+        "kind",
+        "prompt",
+        "options",
+        "scale_min",
+        "scale_max",
+        "scale_min_label",
+        "scale_max_label",
+        "body",
+        "timer_seconds",
+        "script",
+        "suggested_seconds",
+        "inhale_seconds",
+        "exhale_seconds",
+        "roles",
+        "rounds",
+        "measure",
+        "private_results",
+        "source",
+    )
+
+    def as_step(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.STEP_FIELDS}
+
+    # Question cards ---------------------------------------------------------------------
+
+    def draw_card(self) -> None:
+        """Show a card not drawn before in this session."""
+        left = [index for index in range(len(self.options)) if index not in self.cards_drawn]
+        if not left:
+            raise ActionRefused("Every card has been drawn.")
+        self.cards_drawn = [*self.cards_drawn, secrets.choice(left)]
+        self.save(update_fields=["cards_drawn"])
+
+    @property
+    def current_card(self) -> str | None:
+        return self.options[self.cards_drawn[-1]] if self.cards_drawn else None
+
+    # Pair rounds ------------------------------------------------------------------------
+
+    def draw_pairs(self) -> None:
+        """Split the phones connected now into pairs (a triad when the count is odd).
+
+        Among many random draws, keep the one that repeats the fewest partners from earlier
+        pair rounds of this session.
+        """
+        present = list(self.session.participants.filter(open_sockets__gt=0))
+        if len(present) < 2:
+            raise ActionRefused("At least two people must be connected to draw pairs.")
+        met = _partners_so_far(self.session, excluding=self)
+        best: list[list[Participant]] = []
+        best_repeats = None
+        shuffler = secrets.SystemRandom()
+        for _ in range(200):
+            shuffler.shuffle(present)
+            groups = [present[i : i + 2] for i in range(0, len(present) - 1, 2)]
+            if len(present) % 2:
+                groups[-1].append(present[-1])
+            repeats = sum(
+                frozenset((a.pk, b.pk)) in met
+                for group in groups
+                for a in group
+                for b in group
+                if a.pk < b.pk
+            )
+            if best_repeats is None or repeats < best_repeats:
+                best, best_repeats = [list(group) for group in groups], repeats
+            if repeats == 0:
+                break
+        self.pairs.all().delete()
+        PairAssignment.objects.bulk_create(
+            PairAssignment(activity=self, participant=member, group=number, position=position)
+            for number, group in enumerate(best, start=1)
+            for position, member in enumerate(group)
+        )
+        self.current_round = 1
+        self.save(update_fields=["current_round"])
+
+    def next_round(self) -> None:
+        if not self.current_round:
+            raise ActionRefused("Draw pairs first.")
+        if self.current_round >= self.rounds:
+            raise ActionRefused("That was the last round.")
+        self.current_round += 1
+        self.save(update_fields=["current_round"])
+
+    def place_late_joiner(self, participant: Participant) -> bool:
+        """Put a phone that arrived after the draw into a group; False if it has one already."""
+        if not self.current_round or self.pairs.filter(participant=participant).exists():
+            return False
+        sizes = Counter(self.pairs.values_list("group", flat=True))
+        # The smallest group: someone left alone first, otherwise a pair becomes a triad.
+        group = min(sizes, key=lambda number: (sizes[number], number)) if sizes else 1
+        PairAssignment.objects.create(
+            activity=self, participant=participant, group=group, position=sizes.get(group, 0)
+        )
+        return True
+
+    def group_of(self, participant: Participant) -> list[tuple[Participant, str]] | None:
+        """The participant's group for the current round: each member with their role."""
+        mine = self.pairs.filter(participant=participant).first()
+        if mine is None:
+            return None
+        members = [
+            row.participant
+            for row in self.pairs.filter(group=mine.group).select_related("participant")
+        ]
+        lead = (self.current_round - 1) % len(members)
+        first, other = [*self.roles, "", ""][:2]
+        return [(member, first if index == lead else other) for index, member in enumerate(members)]
 
     def scale_values(self) -> list[int]:
         return list(range(self.scale_min, self.scale_max + 1))
@@ -325,7 +577,7 @@ class Activity(models.Model):
 
     def clean_answer(self, data: dict[str, Any]) -> Any:
         """The value to store for an answer message, or ValidationError saying what is wrong."""
-        if self.kind == self.Kind.INSTRUCTION:
+        if not self.takes_answers:
             raise ValidationError("This step does not take answers.")
         if self.is_choice:
             picked = _as_strings(data.get("choice"))
@@ -451,16 +703,42 @@ class Participant(models.Model):
         except ValidationError as error:
             raise ActionRefused(" ".join(error.messages)) from None
         answer, _ = Answer.objects.update_or_create(
-            activity=activity, participant=self, defaults={"value": value, "passed": False}
+            activity=activity,
+            participant=self,
+            defaults={"value": value, "passed": False, "flagged": _needs_care(value)},
         )
         return answer
 
     def pass_on(self, activity_id: Any) -> Answer:
         activity = self._open_activity(activity_id)
         answer, _ = Answer.objects.update_or_create(
-            activity=activity, participant=self, defaults={"value": None, "passed": True}
+            activity=activity,
+            participant=self,
+            defaults={"value": None, "passed": True, "flagged": False},
         )
         return answer
+
+
+def _partners_so_far(session: Session, *, excluding: Activity) -> set[frozenset[int]]:
+    """Every pair of participants who were in one group in an earlier pair round."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    rows = PairAssignment.objects.filter(activity__session=session).exclude(activity=excluding)
+    for activity_id, group, participant_id in rows.values_list(
+        "activity_id", "group", "participant_id"
+    ):
+        groups.setdefault((activity_id, group), []).append(participant_id)
+    return {
+        frozenset((a, b)) for members in groups.values() for a in members for b in members if a < b
+    }
+
+
+def _needs_care(value: Any) -> bool:
+    """Open words that may signal a crisis (see sessions/safety.py)."""
+    if isinstance(value, str):
+        return needs_care(value)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return needs_care(" ".join(value))
+    return False
 
 
 def parse_id(value: Any) -> int | None:
@@ -482,6 +760,8 @@ class Answer(models.Model):
     passed = models.BooleanField(default=False)
     # Choice kinds: list of option indexes; scale: int; open text: str; word cloud: list of words.
     value = models.JSONField(null=True, blank=True)
+    # Open words that may signal a crisis: shown to the facilitator only, never projected.
+    flagged = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -492,3 +772,99 @@ class Answer(models.Model):
 
     def __str__(self) -> str:
         return f"Answer to {self.activity_id}"
+
+
+class PairAssignment(models.Model):
+    """Who talks with whom in a pair round: one row a participant, grouped by number."""
+
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="pairs")
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="pair_assignments"
+    )
+    group = models.PositiveIntegerField()
+    # Order within the group: the first role moves one place along each round.
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["group", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["activity", "participant"], name="one_group_per_round")
+        ]
+
+    def __str__(self) -> str:
+        return f"Group {self.group}"
+
+
+class ExerciseQuerySet(models.QuerySet["Exercise"]):
+    def latest_versions(self) -> list[Exercise]:
+        latest: dict[str, Exercise] = {}
+        for exercise in self.order_by("slug", "-version"):
+            latest.setdefault(exercise.slug, exercise)
+        return sorted(latest.values(), key=lambda exercise: exercise.title.casefold())
+
+
+class Exercise(models.Model):
+    """One version of a library exercise, as loaded from its data file."""
+
+    slug = models.SlugField(max_length=80)
+    version = models.PositiveIntegerField()
+    title = models.CharField(max_length=200)
+    purpose = models.TextField()
+    duration_minutes = models.PositiveSmallIntegerField()
+    audience = models.TextField()
+    safety = models.JSONField(default=list)
+    sources = models.JSONField(default=list)
+    # Each step holds Activity field values; see sessions/exercises/schema.py.
+    steps = models.JSONField(default=list)
+    content_hash = models.CharField(max_length=64)
+
+    objects = ExerciseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["title", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["slug", "version"], name="one_exercise_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} (v{self.version})"
+
+    @property
+    def label(self) -> str:
+        return f"{self.slug} v{self.version}"
+
+
+class PlanQuerySet(models.QuerySet["Plan"]):
+    def available_to(self, user: Any) -> PlanQuerySet:
+        """The library's plans and the facilitator's own."""
+        return self.filter(Q(owner__isnull=True) | Q(owner=user))
+
+
+class Plan(models.Model):
+    """A ready agenda: from the library (no owner) or saved by a facilitator."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="plans",
+    )
+    slug = models.SlugField(max_length=80, blank=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    duration_minutes = models.PositiveSmallIntegerField(default=0)
+    steps = models.JSONField(default=list)
+
+    objects = PlanQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["owner_id", "title"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["slug"], condition=Q(owner__isnull=True), name="unique_library_plan"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title

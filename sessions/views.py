@@ -4,6 +4,7 @@ import io
 
 import segno
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
@@ -15,8 +16,16 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from . import live
 from .aggregation import summarize
-from .forms import ActivityForm, JoinForm, NewSessionForm, SessionForm, SignupForm
-from .models import ActionRefused, Activity, Participant, Session, normalize_join_code
+from .forms import ActivityForm, JoinForm, NewSessionForm, PlanForm, SessionForm, SignupForm
+from .models import (
+    ActionRefused,
+    Activity,
+    Exercise,
+    Participant,
+    Plan,
+    Session,
+    normalize_join_code,
+)
 
 # Participants ---------------------------------------------------------------------------
 
@@ -99,6 +108,7 @@ def _render_dashboard(
             "live_sessions": [s for s in sessions if s.is_live],
             "draft_sessions": [s for s in sessions if s.status == Session.Status.DRAFT],
             "ended_sessions": [s for s in sessions if s.is_ended],
+            "plans": Plan.objects.available_to(request.user),
             "form": form,
         },
         status=status,
@@ -143,7 +153,12 @@ def session_edit(request: HttpRequest, session_id: int) -> HttpResponse:
     return render(
         request,
         "sessions/session_edit.html",
-        {"session": session, "form": form, **_agenda_context(session)},
+        {
+            "session": session,
+            "form": form,
+            "exercises": Exercise.objects.latest_versions(),
+            **_agenda_context(session),
+        },
     )
 
 
@@ -240,6 +255,70 @@ def activity_delete(request: HttpRequest, session_id: int, activity_id: int) -> 
     was_open = activity.pk == session.current_activity_id
     activity.delete()
     return _agenda_response(request, session, shown_on_phones=was_open)
+
+
+# The exercise library and plans -----------------------------------------------------------
+
+
+@login_required
+def library(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "sessions/library.html",
+        {
+            "exercises": Exercise.objects.latest_versions(),
+            "plans": Plan.objects.available_to(request.user),
+        },
+    )
+
+
+@login_required
+@require_POST
+def exercise_add(request: HttpRequest, session_id: int, exercise_id: int) -> HttpResponse:
+    session = _get_own_session(request, session_id)
+    exercise = get_object_or_404(Exercise, pk=exercise_id)
+    session.add_steps(exercise.steps, source=exercise.label)
+    return _agenda_response(request, session, shown_on_phones=False)
+
+
+@login_required
+@require_POST
+def plan_use(request: HttpRequest, plan_id: int) -> HttpResponse:
+    """One click: a new draft session with the plan's agenda, ready to edit."""
+    plan = get_object_or_404(Plan.objects.available_to(request.user), pk=plan_id)
+    session = Session.objects.create(facilitator=request.user, title=plan.title)
+    session.add_steps(plan.steps)
+    return redirect("session_edit", session_id=session.pk)
+
+
+@login_required
+@require_POST
+def plan_save(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = _get_own_session(request, session_id)
+    form = PlanForm(request.POST)
+    if form.is_valid() and session.activities.exists():
+        Plan.objects.create(
+            owner=request.user,
+            title=form.cleaned_data["title"],
+            description=form.cleaned_data["description"],
+            steps=session.agenda_as_steps(),
+            duration_minutes=session.suggested_minutes(),
+        )
+        messages.success(request, f"Saved as your plan “{form.cleaned_data['title']}”.")
+    else:
+        messages.error(
+            request, "Give the plan a title, and put at least one activity on the agenda."
+        )
+    return redirect("session_edit", session_id=session.pk)
+
+
+@login_required
+@require_POST
+def plan_delete(request: HttpRequest, plan_id: int) -> HttpResponse:
+    # Library plans have no owner, so nobody can delete them here.
+    plan = get_object_or_404(Plan, pk=plan_id, owner=request.user)
+    plan.delete()
+    return redirect("dashboard")
 
 
 # Running a session ------------------------------------------------------------------------

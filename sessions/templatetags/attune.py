@@ -27,3 +27,13 @@ def duration(value: timedelta | None) -> str:
     if minutes:
         return f"{minutes} min"
     return f"{seconds} s"
+
+
+@register.filter
+def approx_minutes(seconds: int | None) -> str:
+    """A suggested time: 30 -> "30 s", 90 -> "1.5 min", 300 -> "5 min"."""
+    if not seconds:
+        return ""
+    if seconds < 60:
+        return f"{seconds} s"
+    return f"{round(seconds / 60, 1):g} min"

@@ -28,11 +28,48 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { startCountdowns(document); });
-  document.addEventListener("htmx:load", function (event) { startCountdowns(event.target); });
+  // The breathing pacer: the server sends the seconds since the step opened, so phones and the
+  // projector breathe together. The circle's size is set through the CSSOM (no inline styles);
+  // with reduced motion it stays still and only the words and the count change.
+  var reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
+
+  function startPacers(root) {
+    var elements = root.querySelectorAll ? root.querySelectorAll("[data-pacer]") : [];
+    Array.prototype.forEach.call(elements, function (element) {
+      if (element.dataset.pacerStartedAt) return;
+      element.dataset.pacerStartedAt = String(Date.now() - 1000 * Number(element.dataset.elapsed || 0));
+    });
+  }
+
+  function breathe() {
+    document.querySelectorAll("[data-pacer-started-at]").forEach(function (element) {
+      var inhale = Number(element.dataset.inhale);
+      var exhale = Number(element.dataset.exhale);
+      var t = ((Date.now() - Number(element.dataset.pacerStartedAt)) / 1000) % (inhale + exhale);
+      var breathingIn = t < inhale;
+      var left = Math.ceil(breathingIn ? inhale - t : inhale + exhale - t);
+      var size = breathingIn ? t / inhale : 1 - (t - inhale) / exhale;
+      var circle = element.querySelector(".pacer-circle");
+      var phase = element.querySelector(".pacer-phase");
+      var words = (breathingIn ? "Breathe in" : "Breathe out") + " · " + left;
+      if (phase.textContent !== words) phase.textContent = words;
+      element.classList.toggle("is-inhaling", breathingIn);
+      circle.style.transform = reducedMotion.matches ? "" : "scale(" + (0.45 + 0.55 * size).toFixed(3) + ")";
+    });
+    window.requestAnimationFrame(breathe);
+  }
+
+  function startAll(root) {
+    startCountdowns(root);
+    startPacers(root);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { startAll(document); });
+  document.addEventListener("htmx:load", function (event) { startAll(event.target); });
   // Out-of-band swaps from the socket do not always fire htmx:load on the new element.
-  document.addEventListener("htmx:wsAfterMessage", function () { startCountdowns(document); });
+  document.addEventListener("htmx:wsAfterMessage", function () { startAll(document); });
   setInterval(tick, 250);
+  window.requestAnimationFrame(breathe);
 
   // Connection state, and reconnects for the close codes htmx's ws extension gives up on
   // (a server restart closes with 1000 or 1001). 4403 means "not allowed": stay closed.
