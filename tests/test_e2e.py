@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -163,7 +164,10 @@ def test_a_facilitator_builds_an_agenda_of_every_kind_and_phones_answer_each(
     add(
         "Instruction or exercise step",
         "Breathe together",
-        **{"Countdown in seconds (optional)": "90"},
+        **{
+            "Text shown to everyone": "In for four, out for six.",
+            "Countdown in seconds (optional)": "90",
+        },
     )
 
     # Reorder and edit with htmx, without leaving the page.
@@ -231,3 +235,108 @@ def test_a_facilitator_builds_an_agenda_of_every_kind_and_phones_answer_each(
     for screen in (projector, control):
         for nickname in pseudonyms:
             expect(screen.locator(".texts")).not_to_contain_text(nickname)
+
+
+@pytest.fixture
+def library(transactional_db) -> dict[str, list[dict]]:
+    """The exercise library, loaded into the test database; each plan's steps."""
+    from django.core.management import call_command
+
+    from sessions.models import Plan
+
+    call_command("load_library", stdout=io.StringIO())
+    return {plan.slug: plan.steps for plan in Plan.objects.filter(owner=None)}
+
+
+def answer_on(phone: Page, kind: str) -> None:
+    """Answer the open question the way a person would: the first option, a word, a sentence."""
+    if kind in {"single_choice", "multiple_choice", "emotion"}:
+        phone.locator(".choice input").first.check()
+    elif kind == "scale":
+        points = phone.locator(".scale-point input")
+        points.nth(points.count() // 2).check()
+    elif kind == "open_text":
+        phone.get_by_label("Your answer").fill("A small step")
+    elif kind == "word_cloud":
+        phone.get_by_label("Word 1").fill("lighter")
+    phone.get_by_role("button", name="Send answer").click()
+    expect(phone.get_by_text("Answer received")).to_be_visible()
+
+
+def test_a_drop_in_plan_runs_from_check_in_to_check_out(library, browser, live_server_url):
+    steps = library["drop-in"]
+    kinds = {step["kind"] for step in steps}
+    assert {"breathing", "pair_round", "scale"} <= kinds
+
+    laptop = browser.new_context(**LAPTOP)
+    control = laptop.new_page()
+    sign_up(control, live_server_url, "cleo", "a-long-pass-phrase-for-cleo")
+    control.get_by_role("button", name=re.compile("^Create a session from Drop-in")).click()
+    expect(control.locator("#agenda-editor li")).to_have_count(len(steps))
+    control.get_by_role("button", name="Start session").click()
+    code = control.locator(".join-line .code").inner_text()
+    projector = laptop.new_page()
+    projector.goto(control.url.replace("/control/", "/projector/"))
+    phones = [browser.new_context(**PHONE).new_page() for _ in range(3)]
+    for phone in phones:
+        join_on_phone(phone, live_server_url, code)
+
+    current = control.locator("#control-live")
+    for number, step in enumerate(steps, start=1):
+        kind, prompt = step["kind"], step["prompt"]
+        expect(current.locator(".next-up, .current.empty")).to_have_count(1)
+        control.get_by_role("button", name="Next →").click()
+        expect(current.locator("h2")).to_have_text(prompt)
+        for phone in phones:
+            expect(phone.locator("#phone-stage h1")).to_have_text(prompt)
+        expect(projector.locator(".projector-prompt")).to_have_text(prompt)
+        # The facilitator's script is on the control view only.
+        expect(current.locator(".script")).to_be_visible()
+        expect(projector.locator(".script")).to_have_count(0)
+        expect(phones[0].locator(".script")).to_have_count(0)
+
+        if kind == "breathing":
+            for screen in (projector, phones[0]):
+                expect(screen.locator(".pacer-phase")).to_have_text(
+                    re.compile(r"^Breathe (in|out) · \d+$")
+                )
+            projector.screenshot(path=ARTIFACTS / "plan-projector-breathing.png")
+            phones[0].screenshot(path=ARTIFACTS / "plan-phone-breathing.png")
+            control.get_by_role("button", name="Pause timer").click()
+            expect(projector.locator(".timer")).to_contain_text("paused")
+            control.get_by_role("button", name="Resume timer").click()
+            expect(projector.locator(".timer")).not_to_contain_text("paused")
+        elif kind == "pair_round":
+            control.get_by_role("button", name="Draw pairs").click()
+            for phone in phones:
+                expect(phone.locator(".group li.me")).to_be_visible()
+            # Three phones: one triad, so every phone lists two others.
+            expect(phones[0].locator(".group li")).to_have_count(3)
+            phones[0].screenshot(path=ARTIFACTS / "plan-phone-pair-round.png")
+
+            def leads(first_role: str = step["roles"][0]) -> list[int]:
+                """Which phones hold the first role (the one that moves each round)."""
+                roles = [phone.locator(".group li.me").inner_text() for phone in phones]
+                return [index for index, role in enumerate(roles) if role.endswith(first_role)]
+
+            first_round = leads()
+            assert len(first_round) == 1
+            if current.get_by_role("button", name="Next round: swap roles").count():
+                current.get_by_role("button", name="Next round: swap roles").click()
+                for phone in phones:
+                    expect(phone.locator(".round")).to_contain_text("Round 2")
+                second_round = leads()
+                assert len(second_round) == 1 and second_round != first_round
+        elif kind == "resources":
+            expect(phones[0].locator("#phone-stage .notice")).to_contain_text("not medical advice")
+        elif kind not in {"instruction", "question_cards"}:
+            for phone in phones:
+                answer_on(phone, kind)
+            if number == 1:
+                control.screenshot(path=ARTIFACTS / "plan-control-view.png", full_page=True)
+
+    expect(current.locator(".next-up")).to_have_text("This is the last activity on the agenda.")
+    control.once("dialog", lambda dialog: dialog.accept())
+    control.get_by_role("button", name="End session").click()
+    expect(control.locator(".summary-item")).to_have_count(len(steps))
+    control.screenshot(path=ARTIFACTS / "plan-summary.png", full_page=True)

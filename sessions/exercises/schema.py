@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..forms import ActivityForm
-from ..models import Activity
+from ..models import DEFAULT_FEELINGS, Activity
 
 HERE = Path(__file__).parent
 LIBRARY_DIR = HERE / "library"
@@ -136,6 +136,8 @@ def step_fields(step: Any, where: str, problems: Problems) -> dict[str, Any]:
             if not all(isinstance(item, str) for item in data[key]):
                 problems.add(f"{where}.{key}", "must be a list of texts")
             data[key] = "\n".join(str(item) for item in data[key])
+    if kind == Activity.Kind.EMOTION and "options" not in data:
+        data["options"] = "\n".join(DEFAULT_FEELINGS)
     if data.get("private_results") is False:
         del data["private_results"]  # an unticked checkbox is simply absent from a form
     form = ActivityForm(data=data, kind=kind)
