@@ -143,6 +143,10 @@ if PRODUCTION:
 # How long the participant cookie lives: long enough for a session and a reconnect, no longer.
 ATTUNE_PARTICIPANT_COOKIE = "attune_participant"
 ATTUNE_PARTICIPANT_COOKIE_AGE = 12 * 60 * 60
+# Phrases that flag an open answer to the facilitator (sessions/safety.py).
+ATTUNE_CRISIS_PHRASES_FILE = os.environ.get(
+    "ATTUNE_CRISIS_PHRASES_FILE", str(BASE_DIR / "sessions" / "exercises" / "crisis_phrases.txt")
+)
 # Largest WebSocket message accepted from any client, in bytes.
 ATTUNE_MAX_MESSAGE_BYTES = 4096
 

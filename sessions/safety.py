@@ -12,8 +12,6 @@ from pathlib import Path
 
 from django.conf import settings
 
-DEFAULT_PHRASES_FILE = Path(__file__).parent / "exercises" / "crisis_phrases.txt"
-
 
 @cache
 def _pattern(path: str) -> re.Pattern[str] | None:
@@ -28,5 +26,5 @@ def _pattern(path: str) -> re.Pattern[str] | None:
 
 
 def needs_care(text: str) -> bool:
-    pattern = _pattern(str(getattr(settings, "ATTUNE_CRISIS_PHRASES_FILE", DEFAULT_PHRASES_FILE)))
+    pattern = _pattern(settings.ATTUNE_CRISIS_PHRASES_FILE)
     return bool(pattern and pattern.search(" ".join(text.casefold().split())))
