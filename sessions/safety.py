@@ -27,4 +27,6 @@ def _pattern(path: str) -> re.Pattern[str] | None:
 
 def needs_care(text: str) -> bool:
     pattern = _pattern(settings.ATTUNE_CRISIS_PHRASES_FILE)
+    # Phones type curly apostrophes ("can\u2019t") where the list has straight ones.
+    text = text.replace("\u2019", "'").replace("\u2018", "'")
     return bool(pattern and pattern.search(" ".join(text.casefold().split())))

@@ -51,17 +51,19 @@ def read_library(
     for path in sorted(plans_dir.glob("*.toml")):
         plan, found = read_plan(path)
         problems += found
-        missing = [slug for slug in plan.get("exercises") or [] if slug not in by_slug]
+        plans.append(plan)
+        if found:
+            continue
+        missing = [slug for slug in plan["exercises"] if slug not in by_slug]
         if missing:
             problems.append(f"{path.name}: exercises: no exercise named {', '.join(missing)}")
-        elif not found:
+        else:
             total = sum(by_slug[slug]["duration_minutes"] for slug in plan["exercises"])
             if abs(total - plan["duration_minutes"]) > PLAN_DURATION_TOLERANCE:
                 problems.append(
                     f"{path.name}: duration_minutes: {plan['duration_minutes']} minutes, but its "
                     f"exercises take {total}"
                 )
-        plans.append(plan)
     if problems:
         raise LibraryError("\n".join(problems))
     return exercises, plans

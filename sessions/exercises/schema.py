@@ -51,7 +51,9 @@ def read_toml(path: Path, problems: Problems) -> dict[str, Any]:
         return {}
 
 
-def _check_header(data: dict[str, Any], problems: Problems, required: dict[str, type]) -> None:
+def _check_header(
+    data: dict[str, Any], problems: Problems, required: dict[str, type], *, longest_minutes: int
+) -> None:
     for key, kind in required.items():
         value = data.get(key)
         if value is None:
@@ -69,9 +71,9 @@ def _check_header(data: dict[str, Any], problems: Problems, required: dict[str, 
     if isinstance(data.get("version"), int) and data["version"] < 1:
         problems.add("version", "must be 1 or more")
     minutes = data.get("duration_minutes")
-    if isinstance(minutes, int) and not 1 <= minutes <= 180:
-        problems.add("duration_minutes", "must be from 1 to 180")
-    for key in ("safety", "sources"):
+    if isinstance(minutes, int) and not 1 <= minutes <= longest_minutes:
+        problems.add("duration_minutes", f"must be from 1 to {longest_minutes}")
+    for key in ("safety", "sources", "exercises"):
         if isinstance(data.get(key), list) and not all(
             isinstance(item, str) and item.strip() for item in data[key]
         ):
@@ -97,7 +99,7 @@ def read_exercise(path: Path) -> tuple[dict[str, Any], list[str]]:
     data = read_toml(path, problems)
     if not data:
         return {}, problems.messages
-    _check_header(data, problems, EXERCISE_FIELDS)
+    _check_header(data, problems, EXERCISE_FIELDS, longest_minutes=90)
     steps = [
         step_fields(step, f"steps[{index}]", problems)
         for index, step in enumerate(data.get("steps") or [], start=1)
@@ -174,5 +176,5 @@ def read_plan(path: Path) -> tuple[dict[str, Any], list[str]]:
     problems = Problems(path)
     data = read_toml(path, problems)
     if data:
-        _check_header(data, problems, PLAN_FIELDS)
+        _check_header(data, problems, PLAN_FIELDS, longest_minutes=180)
     return data, problems.messages

@@ -1,0 +1,385 @@
+"""What a facilitator does with the exercise library and session plans, through the views."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from django.utils.html import escape
+
+from sessions.exercises.loader import LoadReport, load_library
+from sessions.models import Activity, Exercise, Plan, Session
+from tests.conftest import add_activity
+
+Kind = Activity.Kind
+HTMX = {"HTTP_HX_REQUEST": "true"}
+PLAN_ERROR = "Give the plan a title, and put at least one activity on the agenda."
+
+
+@pytest.fixture
+def library(db) -> LoadReport:
+    return load_library()
+
+
+def page(response) -> str:
+    return response.content.decode()
+
+
+def exercise(slug: str) -> Exercise:
+    return Exercise.objects.filter(slug=slug).order_by("-version").first()
+
+
+def library_plan(slug: str) -> Plan:
+    return Plan.objects.get(owner=None, slug=slug)
+
+
+def assert_matches(activities: list[Activity], steps: list[dict]) -> None:
+    """Each activity holds every field value of its step, in the same order."""
+    assert len(activities) == len(steps)
+    for activity, step in zip(activities, steps, strict=True):
+        for field, value in step.items():
+            assert getattr(activity, field) == value, f"{activity.prompt}: {field}"
+
+
+def bobs_plan(other_facilitator) -> Plan:
+    return Plan.objects.create(
+        owner=other_facilitator,
+        title="Circle plan of Bob",
+        steps=[{"kind": "open_text", "prompt": "Planted by Bob", "source": ""}],
+    )
+
+
+# The library page --------------------------------------------------------------------------
+
+
+def test_the_library_page_lists_every_exercise_with_safety_notes_and_sources(
+    client, facilitator, library
+):
+    client.force_login(facilitator)
+
+    response = client.get(reverse("library"))
+
+    assert response.status_code == 200
+    html = page(response)
+    exercises = Exercise.objects.latest_versions()
+    assert len(exercises) == library.exercises_added
+    for shown in exercises:
+        assert escape(shown.title) in html
+        for note in shown.safety:
+            assert escape(note) in html, shown.slug
+        for source in shown.sources:
+            assert escape(source) in html, shown.slug
+    assert "not therapy and not a diagnosis" in html
+
+
+def test_the_library_and_the_session_page_offer_only_the_latest_version(
+    client, facilitator, session, library
+):
+    old = exercise("check-in")
+    new = Exercise.objects.create(
+        **{
+            field: getattr(old, field)
+            for field in ("slug", "purpose", "duration_minutes", "audience", "safety", "sources")
+        },
+        version=old.version + 1,
+        title="Check-in, second edition",
+        steps=old.steps,
+        content_hash="x" * 64,
+    )
+    client.force_login(facilitator)
+
+    library_page = page(client.get(reverse("library")))
+    session_page = page(client.get(reverse("session_edit", args=[session.pk])))
+
+    assert "Check-in, second edition" in library_page
+    assert escape(old.title) not in library_page
+    assert reverse("exercise_add", args=[session.pk, new.pk]) in session_page
+    assert reverse("exercise_add", args=[session.pk, old.pk]) not in session_page
+
+
+def test_the_library_page_requires_signing_in(client, library):
+    response = client.get(reverse("library"))
+
+    assert response.status_code == 302
+    assert response.url == f"{reverse('login')}?next={reverse('library')}"
+
+
+# Adding an exercise to a session ------------------------------------------------------------
+
+
+def test_the_session_page_offers_every_exercise_to_add(client, facilitator, session, library):
+    client.force_login(facilitator)
+
+    html = page(client.get(reverse("session_edit", args=[session.pk])))
+
+    for offered in Exercise.objects.latest_versions():
+        assert escape(offered.title) in html
+        assert reverse("exercise_add", args=[session.pk, offered.pk]) in html
+
+
+def test_a_facilitator_adds_an_exercise_and_its_steps_join_the_end_of_the_agenda(
+    client, facilitator, session, library
+):
+    add_activity(session, Kind.SCALE, "Warm-up")
+    cards = exercise("deeper-questions")
+    client.force_login(facilitator)
+
+    response = client.post(reverse("exercise_add", args=[session.pk, cards.pk]), **HTMX)
+
+    assert response.status_code == 200
+    html = page(response)
+    assert html.startswith('<section id="agenda-editor"')
+    assert "<html" not in html
+    assert response["HX-Retarget"] == "#agenda-editor"
+    assert response["HX-Reswap"] == "outerHTML"
+    first, *added = session.activities_in_order()
+    assert first.prompt == "Warm-up"
+    assert_matches(added, cards.steps)
+    assert [activity.kind for activity in added] == [step["kind"] for step in cards.steps]
+    for activity, step in zip(added, cards.steps, strict=True):
+        assert activity.script == step["script"]
+        assert activity.script.strip()
+        assert activity.suggested_seconds == step["suggested_seconds"]
+        assert activity.source == f"deeper-questions v{cards.version}"
+        assert escape(activity.prompt) in html
+    assert Kind.QUESTION_CARDS in [activity.kind for activity in added]
+
+
+def test_check_in_and_check_out_added_to_a_session_share_the_connectedness_measure(
+    client, facilitator, session, library
+):
+    client.force_login(facilitator)
+
+    for slug in ("check-in", "check-out"):
+        url = reverse("exercise_add", args=[session.pk, exercise(slug).pk])
+        assert client.post(url, **HTMX).status_code == 200
+
+    scales = [a for a in session.activities_in_order() if a.measure == "connectedness"]
+    assert [scale.source.split()[0] for scale in scales] == ["check-in", "check-out"]
+    assert scales[0].prompt == scales[1].prompt
+
+
+def test_adding_an_exercise_without_htmx_returns_to_the_session_page(
+    client, facilitator, session, library
+):
+    client.force_login(facilitator)
+    breathing = exercise("calm-the-nervous-system")
+
+    response = client.post(reverse("exercise_add", args=[session.pk, breathing.pk]))
+
+    assert response.status_code == 302
+    assert response.url == reverse("session_edit", args=[session.pk])
+    assert_matches(session.activities_in_order(), breathing.steps)
+
+
+def test_adding_an_exercise_needs_a_post(client, facilitator, session, library):
+    client.force_login(facilitator)
+
+    response = client.get(reverse("exercise_add", args=[session.pk, exercise("check-in").pk]))
+
+    assert response.status_code == 405
+    assert not session.activities.exists()
+
+
+def test_a_facilitator_cannot_add_an_exercise_to_another_facilitators_session(
+    client, facilitator, other_facilitator, library
+):
+    bobs = Session.objects.create(facilitator=other_facilitator, title="Circle of Bob")
+    client.force_login(facilitator)
+
+    response = client.post(reverse("exercise_add", args=[bobs.pk, exercise("check-in").pk]), **HTMX)
+
+    assert response.status_code == 404
+    assert not bobs.activities.exists()
+
+
+def test_adding_an_exercise_that_does_not_exist_is_not_found(client, facilitator, session, library):
+    client.force_login(facilitator)
+    missing = Exercise.objects.order_by("-pk").first().pk + 1
+
+    response = client.post(reverse("exercise_add", args=[session.pk, missing]), **HTMX)
+
+    assert response.status_code == 404
+    assert not session.activities.exists()
+
+
+# Plans -------------------------------------------------------------------------------------
+
+
+def test_the_dashboard_lists_the_library_plans(client, facilitator, library):
+    client.force_login(facilitator)
+
+    html = page(client.get(reverse("dashboard")))
+
+    plans = Plan.objects.filter(owner=None)
+    assert plans.count() == library.plans >= 3
+    for plan in plans:
+        assert escape(plan.title) in html
+        assert reverse("plan_use", args=[plan.pk]) in html
+        assert reverse("plan_delete", args=[plan.pk]) not in html
+    assert "From the library" in html
+
+
+def test_a_facilitator_makes_a_session_from_a_plan_in_one_click(client, facilitator, library):
+    plan = library_plan("why-is-connecting-hard")
+    client.force_login(facilitator)
+
+    response = client.post(reverse("plan_use", args=[plan.pk]))
+
+    created = Session.objects.get(facilitator=facilitator)
+    assert response.status_code == 302
+    assert response.url == reverse("session_edit", args=[created.pk])
+    assert created.title == plan.title
+    assert created.status == Session.Status.DRAFT
+    activities = created.activities_in_order()
+    assert_matches(activities, plan.steps)
+    assert activities[0].source.startswith("check-in v")
+    assert activities[-1].source.startswith("check-out v")
+    assert client.get(response.url).status_code == 200
+
+
+def test_a_facilitator_cannot_use_another_facilitators_plan(
+    client, facilitator, other_facilitator, library
+):
+    plan = bobs_plan(other_facilitator)
+    client.force_login(facilitator)
+
+    response = client.post(reverse("plan_use", args=[plan.pk]))
+
+    assert response.status_code == 404
+    assert not Session.objects.exists()
+
+
+def test_using_a_plan_needs_a_post(client, facilitator, library):
+    client.force_login(facilitator)
+
+    response = client.get(reverse("plan_use", args=[library_plan("drop-in").pk]))
+
+    assert response.status_code == 405
+    assert not Session.objects.exists()
+
+
+def test_a_facilitator_saves_the_agenda_as_their_own_plan(
+    client, facilitator, other_facilitator, session, library
+):
+    session.add_steps(exercise("check-in").steps, source=exercise("check-in").label)
+    add_activity(session, Kind.OPEN_TEXT, "What would help this week?", script="Ask kindly.")
+    session.add_steps(exercise("check-out").steps, source=exercise("check-out").label)
+    client.force_login(facilitator)
+
+    response = client.post(
+        reverse("plan_save", args=[session.pk]),
+        {"title": "Tuesday as usual", "description": "Our weekly shape."},
+        follow=True,
+    )
+
+    assert response.redirect_chain == [(reverse("session_edit", args=[session.pk]), 302)]
+    assert "Saved as your plan “Tuesday as usual”." in page(response)
+    plan = Plan.objects.get(owner=facilitator)
+    assert plan.title == "Tuesday as usual"
+    assert plan.description == "Our weekly shape."
+    agenda = session.activities_in_order()
+    assert plan.steps == [activity.as_step() for activity in agenda]
+    assert [step["prompt"] for step in plan.steps] == [activity.prompt for activity in agenda]
+    assert plan.steps[2]["script"] == "Ask kindly."
+    assert plan.steps[0]["source"] == exercise("check-in").label
+    assert plan.duration_minutes == session.suggested_minutes()
+    alices_dashboard = page(client.get(reverse("dashboard")))
+    assert "Tuesday as usual" in alices_dashboard
+    assert reverse("plan_delete", args=[plan.pk]) in alices_dashboard
+    client.force_login(other_facilitator)
+    bobs_dashboard = page(client.get(reverse("dashboard")))
+    assert "Tuesday as usual" not in bobs_dashboard
+    assert reverse("plan_use", args=[plan.pk]) not in bobs_dashboard
+
+
+def test_a_saved_plan_makes_a_session_with_the_same_agenda(client, facilitator, session, library):
+    session.add_steps(exercise("how-are-you-really").steps, source="how-are-you-really v9")
+    add_activity(session, Kind.SINGLE_CHOICE, "Tea or coffee?")
+    client.force_login(facilitator)
+    client.post(reverse("plan_save", args=[session.pk]), {"title": "Pairs night"})
+    plan = Plan.objects.get(owner=facilitator)
+
+    response = client.post(reverse("plan_use", args=[plan.pk]))
+
+    created = Session.objects.exclude(pk=session.pk).get()
+    assert response.url == reverse("session_edit", args=[created.pk])
+    assert created.title == "Pairs night"
+    assert [a.as_step() for a in created.activities_in_order()] == [
+        a.as_step() for a in session.activities_in_order()
+    ]
+
+
+@pytest.mark.parametrize("title", ["", "   "], ids=["empty", "blank"])
+def test_saving_a_plan_without_a_title_creates_nothing_and_says_why(
+    client, facilitator, session, library, title
+):
+    add_activity(session, Kind.OPEN_TEXT, "What brought you here?")
+    client.force_login(facilitator)
+
+    response = client.post(reverse("plan_save", args=[session.pk]), {"title": title}, follow=True)
+
+    assert response.status_code == 200
+    assert escape(PLAN_ERROR) in page(response)
+    assert not Plan.objects.filter(owner=facilitator).exists()
+
+
+def test_saving_a_plan_from_an_empty_agenda_creates_nothing_and_says_why(
+    client, facilitator, session, library
+):
+    client.force_login(facilitator)
+
+    response = client.post(
+        reverse("plan_save", args=[session.pk]), {"title": "Nothing yet"}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert escape(PLAN_ERROR) in page(response)
+    assert not Plan.objects.filter(owner=facilitator).exists()
+
+
+def test_a_facilitator_cannot_save_a_plan_from_another_facilitators_session(
+    client, facilitator, other_facilitator, library
+):
+    bobs = Session.objects.create(facilitator=other_facilitator, title="Circle of Bob")
+    add_activity(bobs, Kind.OPEN_TEXT, "Private question of Bob")
+    client.force_login(facilitator)
+
+    response = client.post(reverse("plan_save", args=[bobs.pk]), {"title": "Taken"})
+
+    assert response.status_code == 404
+    assert not Plan.objects.exclude(owner=None).exists()
+
+
+def test_a_facilitator_deletes_their_own_plan(client, facilitator, library):
+    plan = Plan.objects.create(owner=facilitator, title="Old plan", steps=[])
+    client.force_login(facilitator)
+
+    response = client.post(reverse("plan_delete", args=[plan.pk]))
+
+    assert response.status_code == 302
+    assert response.url == reverse("dashboard")
+    assert not Plan.objects.filter(pk=plan.pk).exists()
+    assert Plan.objects.filter(owner=None).count() == library.plans
+
+
+@pytest.mark.parametrize("whose", ["library", "bob"])
+def test_a_facilitator_cannot_delete_a_library_plan_or_another_facilitators_plan(
+    client, facilitator, other_facilitator, library, whose
+):
+    plan = library_plan("drop-in") if whose == "library" else bobs_plan(other_facilitator)
+    client.force_login(facilitator)
+
+    response = client.post(reverse("plan_delete", args=[plan.pk]))
+
+    assert response.status_code == 404
+    assert Plan.objects.filter(pk=plan.pk).exists()
+
+
+def test_deleting_a_plan_needs_a_post(client, facilitator, library):
+    plan = Plan.objects.create(owner=facilitator, title="Old plan", steps=[])
+    client.force_login(facilitator)
+
+    response = client.get(reverse("plan_delete", args=[plan.pk]))
+
+    assert response.status_code == 405
+    assert Plan.objects.filter(pk=plan.pk).exists()
