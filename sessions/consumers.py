@@ -252,14 +252,14 @@ CONTROL_ACTIONS: dict[str, tuple[Callable[[Session, dict[str, Any]], None], Push
     "previous": (_step(-1), live.push_session),
     "lock_answers": (lambda session, _: session.set_answers_locked(True), live.push_session),
     "unlock_answers": (lambda session, _: session.set_answers_locked(False), live.push_session),
-    # Only the facilitator's views show these; phones are left alone so that a half-typed
-    # answer is not wiped by a re-render.
     "draw_pairs": (lambda session, _: session.draw_pairs(), live.push_session),
     "next_round": (lambda session, _: session.next_pair_round(), live.push_session),
     "draw_card": (lambda session, _: session.draw_card(), live.push_session),
     "pause_timer": (lambda session, _: session.pause_timer(), live.push_session),
     "resume_timer": (lambda session, _: session.resume_timer(), live.push_session),
     "extend_timer": (lambda session, _: session.extend_timer(60), live.push_session),
+    # Only the facilitator's views show these; phones are left alone so that a half-typed
+    # answer is not wiped by a re-render.
     "show_results": (
         lambda session, _: session.set_results_visible(True),
         live.push_facilitator_views,

@@ -538,7 +538,8 @@ class Activity(models.Model):
         if not self.current_round or self.pairs.filter(participant=participant).exists():
             return False
         sizes = Counter(self.pairs.values_list("group", flat=True))
-        # The smallest group: someone left alone first, otherwise a pair becomes a triad.
+        # The smallest group: someone left alone first, otherwise a pair becomes a triad (and
+        # only when there is no pair left, a triad a group of four). Nobody changes partner.
         group = min(sizes, key=lambda number: (sizes[number], number)) if sizes else 1
         PairAssignment.objects.create(
             activity=self, participant=participant, group=group, position=sizes.get(group, 0)
