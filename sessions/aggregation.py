@@ -102,3 +102,27 @@ def _sized_words(counts: Counter[str]) -> list[Word]:
         Word(text, count, 1 + round((WORD_SIZES - 1) * (count - 1) / (most - 1)))
         for text, count in ordered
     ]
+
+
+@dataclass(frozen=True)
+class ProfileBar:
+    label: str
+    mean: float | None  # None while the scale is hidden under the threshold
+    percent: int  # where the mean sits between the scale's ends
+
+
+def profile(scales: list[Activity], threshold: int) -> list[ProfileBar]:
+    """The group's mean on each of several scales: one chart for a self-check of several parts."""
+    bars = []
+    for scale in scales:
+        result = summarize(scale, threshold)
+        # "Self-awareness: I usually notice..." is labelled "Self-awareness".
+        label = scale.prompt.split(":", 1)[0] if ":" in scale.prompt else scale.prompt
+        if result.hidden or result.mean is None:
+            bars.append(ProfileBar(label, None, 0))
+        else:
+            span = scale.scale_max - scale.scale_min
+            bars.append(
+                ProfileBar(label, result.mean, round(100 * (result.mean - scale.scale_min) / span))
+            )
+    return bars

@@ -15,7 +15,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.template.loader import render_to_string
 
-from .aggregation import Result, summarize
+from .aggregation import Result, profile, summarize
 from .models import Activity, Answer, Participant, Session
 
 
@@ -58,6 +58,9 @@ def live_context(session: Session) -> dict:
             else []
         ),
         "support_step": session.support_step(),
+        "profile": profile(activity.profile_scales(), session.anonymity_threshold)
+        if activity
+        else [],
     }
 
 

@@ -471,6 +471,21 @@ class Activity(models.Model):
     def as_step(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.STEP_FIELDS}
 
+    def profile_scales(self) -> list[Activity]:
+        """The scales of the same exercise before this led step, when there are several.
+
+        Together they make the group profile shown at this step (as in the emotional
+        intelligence self-check: five scales, then "our group profile").
+        """
+        if self.takes_answers or not self.source:
+            return []
+        scales = list(
+            self.session.activities.filter(
+                source=self.source, kind=self.Kind.SCALE, position__lt=self.position
+            )
+        )
+        return scales if len(scales) >= 2 else []
+
     # Question cards ---------------------------------------------------------------------
 
     def draw_card(self) -> None:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from . import live
-from .aggregation import summarize
+from .aggregation import profile, summarize
 from .forms import ActivityForm, JoinForm, NewSessionForm, PlanForm, SessionForm, SignupForm
 from .models import (
     ActionRefused,
@@ -410,10 +410,11 @@ def session_qr(request: HttpRequest, session_id: int) -> HttpResponse:
 @login_required
 def session_summary(request: HttpRequest, session_id: int) -> HttpResponse:
     session = _get_own_session(request, session_id)
+    threshold = session.anonymity_threshold
     rows = [
-        (activity, summarize(activity, session.anonymity_threshold))
+        (activity, summarize(activity, threshold), [])
         if activity.takes_answers
-        else (activity, None)
+        else (activity, None, profile(activity.profile_scales(), threshold))
         for activity in session.activities_in_order()
     ]
     return render(

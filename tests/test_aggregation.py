@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessions.aggregation import WORD_SIZES, Bar, Word, summarize
+from sessions.aggregation import WORD_SIZES, Bar, ProfileBar, Word, profile, summarize
 from sessions.models import Activity, Participant, Session
 from tests.conftest import add_activity
 
@@ -377,3 +377,19 @@ def test_every_kind_is_hidden_below_the_threshold(live_session, kind):
     assert summarize(activity, 3).hidden
     respond(live_session, activity, data)
     assert not summarize(activity, 3).hidden
+
+
+# Group profile of a self-check ------------------------------------------------------------------
+
+
+def test_a_profile_shows_the_mean_of_each_scale_where_it_sits_on_the_scale(live_session):
+    calm = add_activity(live_session, Kind.SCALE, "Calm: I stay calm", scale_min=1, scale_max=5)
+    open_ = add_activity(live_session, Kind.SCALE, "Openness", scale_min=1, scale_max=5)
+    respond(live_session, calm, {"value": "5"}, {"value": "4"}, {"value": "3"})
+    respond(live_session, open_, {"value": "2"}, PASS, {"value": "1"})
+
+    bars = profile([calm, open_], 3)
+
+    assert bars[0] == ProfileBar("Calm", 4.0, 75)
+    # Only two answers: the part stays hidden rather than pointing at someone.
+    assert bars[1] == ProfileBar("Openness", None, 0)

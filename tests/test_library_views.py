@@ -383,3 +383,29 @@ def test_deleting_a_plan_needs_a_post(client, facilitator, library):
 
     assert response.status_code == 405
     assert Plan.objects.filter(pk=plan.pk).exists()
+
+
+def test_the_emotional_intelligence_check_shows_the_group_profile_on_the_projector(
+    client, facilitator, session, library
+):
+    check = exercise("emotional-intelligence-check")
+    activities = session.add_steps(check.steps, source=check.label)
+    session.start()
+    people = [session.add_participant()[0] for _ in range(3)]
+    scales = [activity for activity in activities if activity.kind == Activity.Kind.SCALE]
+    assert len(scales) == 5
+    for scale in scales:
+        session.open_activity(scale)
+        for person, value in zip(people, ["2", "3", "4"], strict=True):
+            person.answer(scale.pk, {"value": value})
+    session.open_activity(activities[-1])
+    client.force_login(facilitator)
+
+    html = page(client.get(reverse("session_projector", args=[session.pk])))
+
+    assert "Our group profile" in html
+    for part in ["Self-awareness", "Self-regulation", "Social skills", "Empathy", "Motivation"]:
+        assert f'<span class="bar-label">{part}</span>' in html
+    assert html.count('<span class="bar-value">3.0</span>') == 5
+    session.end()
+    assert "Our group profile" in page(client.get(reverse("session_summary", args=[session.pk])))
