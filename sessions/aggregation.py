@@ -42,9 +42,14 @@ class Result:
     flagged: list[str] = field(default_factory=list)
 
     @property
+    def shown_count(self) -> int:
+        """The answers the room may see: flagged ones are for the facilitator only."""
+        return self.answered - len(self.flagged)
+
+    @property
     def hidden(self) -> bool:
         """Too few answers to show without pointing at someone."""
-        return self.answered < self.threshold
+        return self.shown_count < self.threshold
 
 
 def summarize(activity: Activity, threshold: int) -> Result:

@@ -9,16 +9,19 @@ swapped into the page. The socket stays open.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from . import live
 from .models import ActionRefused, Participant, Session, normalize_join_code, parse_id
+
+logger = logging.getLogger(__name__)
 
 # Close code for "not allowed here": outside the range htmx's ws extension reconnects on.
 CLOSE_NOT_ALLOWED = 4403
@@ -72,6 +75,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await handler(message)
         except ActionRefused as refusal:
             await self.send_error(str(refusal))
+        except DatabaseError:
+            # Busy (SQLite's lock) or briefly unreachable: nothing was stored; say so.
+            logger.exception("A WebSocket action failed in the database")
+            await self.send_error("That did not go through: the server is busy. Try again.")
 
     async def send_error(self, message: str) -> None:
         await self.send(text_data=live.render_notice(message))
@@ -123,7 +130,10 @@ class ParticipantConsumer(LiveConsumer):
 def _connect_participant(participant: Participant) -> str:
     with transaction.atomic():
         participant.connected()
-        activity = participant.session.current_activity
+        # Locked like a facilitator action, so a phone arriving during a draw is either drawn
+        # or placed afterwards, never missed.
+        session = Session.objects.select_for_update().select_related("current_activity")
+        activity = session.get(pk=participant.session_id).current_activity
         if (
             activity
             and activity.kind == activity.Kind.PAIR_ROUND
@@ -188,15 +198,13 @@ class FacilitatorConsumer(LiveConsumer):
         raise NotImplementedError
 
 
-def _owned_session(user: Any, session_id: int) -> Session | None:
+def _owned_session(user: Any, session_id: int, *, lock: bool = False) -> Session | None:
     if not user.is_authenticated:
         return None
-    return (
-        Session.objects.owned_by(user)
-        .select_related("current_activity")
-        .filter(pk=session_id)
-        .first()
-    )
+    sessions = Session.objects.owned_by(user).filter(pk=session_id)
+    if lock:
+        sessions = sessions.select_for_update()
+    return sessions.select_related("current_activity").first()
 
 
 class ProjectorConsumer(FacilitatorConsumer):
@@ -234,6 +242,14 @@ def _open(session: Session, message: dict[str, Any]) -> None:
     session.open_activity(activity)
 
 
+def parse_count(value: Any) -> int | None:
+    """A count sent back by a button (how many cards it saw drawn), or None when absent."""
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _step(offset: int) -> Callable[[Session, dict[str, Any]], None]:
     def step(session: Session, message: dict[str, Any]) -> None:
         # Buttons send the activity open when they were drawn ("" for the lobby).
@@ -254,7 +270,10 @@ CONTROL_ACTIONS: dict[str, tuple[Callable[[Session, dict[str, Any]], None], Push
     "unlock_answers": (lambda session, _: session.set_answers_locked(False), live.push_session),
     "draw_pairs": (lambda session, _: session.draw_pairs(), live.push_session),
     "next_round": (lambda session, _: session.next_pair_round(), live.push_session),
-    "draw_card": (lambda session, _: session.draw_card(), live.push_session),
+    "draw_card": (
+        lambda session, message: session.draw_card(seen_count=parse_count(message.get("seen"))),
+        live.push_session,
+    ),
     "pause_timer": (lambda session, _: session.pause_timer(), live.push_session),
     "resume_timer": (lambda session, _: session.resume_timer(), live.push_session),
     "extend_timer": (lambda session, _: session.extend_timer(60), live.push_session),
@@ -278,7 +297,8 @@ CONTROL_ACTIONS: dict[str, tuple[Callable[[Session, dict[str, Any]], None], Push
 
 def _control(user: Any, session_id: int, message: dict[str, Any]) -> None:
     with transaction.atomic():
-        session = _owned_session(user, session_id)
+        # Locked: two tabs or a double click must not run two actions on one state at once.
+        session = _owned_session(user, session_id, lock=True)
         if session is None:
             raise ActionRefused("This session is not yours to run.")
         if not session.is_live:

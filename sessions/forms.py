@@ -187,12 +187,15 @@ class ActivityForm(forms.ModelForm):
             self.initial["roles"] = "\n".join(self.instance.roles)
         if "body" in self.fields:
             self.fields["body"].required = kind in self.BODY_REQUIRED
-        if self.instance.pk and self.instance.answers.exists():
+        if self.instance.pk and (self.instance.answers.exists() or self.instance.cards_drawn):
+            why = (
+                "Cards have been drawn already, so the deck can no longer change."
+                if self.instance.cards_drawn
+                else "People have answered already, so this can no longer change."
+            )
             for name in self.ANSWER_SHAPING_FIELDS & set(self.fields):
                 self.fields[name].disabled = True
-                self.fields[
-                    name
-                ].help_text = "People have answered already, so this can no longer change."
+                self.fields[name].help_text = why
         self.fields["prompt"].label = (
             "Question or prompt" if Activity(kind=kind).takes_answers else "Step title"
         )

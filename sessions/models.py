@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections import Counter
 from datetime import timedelta
@@ -39,6 +40,7 @@ DEFAULT_FEELINGS = [
 ]
 
 OPEN_TEXT_MAX_LENGTH = 500
+PLACEHOLDER = re.compile(r"\[[^\]\n]{3,}\]")
 WORD_MAX_LENGTH = 30
 WORDS_PER_PERSON = 3
 
@@ -299,8 +301,8 @@ class Session(models.Model):
         activity.next_round()
         self.restart_timer(activity.timer_seconds)
 
-    def draw_card(self) -> None:
-        self.open_step(Activity.Kind.QUESTION_CARDS).draw_card()
+    def draw_card(self, *, seen_count: int | None = None) -> None:
+        self.open_step(Activity.Kind.QUESTION_CARDS).draw_card(seen_count=seen_count)
 
     def support_step(self) -> Activity | None:
         """The agenda's support and resources step, to open when someone may need it."""
@@ -479,22 +481,37 @@ class Activity(models.Model):
         """
         if self.takes_answers or not self.source:
             return []
-        scales = list(
-            self.session.activities.filter(
-                source=self.source, kind=self.Kind.SCALE, position__lt=self.position
-            )
-        )
+        scales = []
+        # Back through this copy of the exercise only: it may be on the agenda twice.
+        earlier = self.session.activities.filter(position__lt=self.position).order_by("-position")
+        for activity in earlier:
+            if activity.source != self.source or activity.prompt == self.prompt:
+                break
+            if activity.kind == self.Kind.SCALE and not activity.private_results:
+                scales.append(activity)
+        scales.reverse()
         return scales if len(scales) >= 2 else []
 
     # Question cards ---------------------------------------------------------------------
 
-    def draw_card(self) -> None:
-        """Show a card not drawn before in this session."""
+    def draw_card(self, *, seen_count: int | None = None) -> None:
+        """Show a card not drawn before in this session.
+
+        `seen_count` is how many cards were drawn when the button was pressed: a double click
+        must not skip a card.
+        """
+        if seen_count is not None and seen_count != len(self.cards_drawn):
+            raise ActionRefused("A card was drawn just now; that press was ignored.")
         left = [index for index in range(len(self.options)) if index not in self.cards_drawn]
         if not left:
             raise ActionRefused("Every card has been drawn.")
         self.cards_drawn = [*self.cards_drawn, secrets.choice(left)]
         self.save(update_fields=["cards_drawn"])
+
+    @property
+    def has_placeholders(self) -> bool:
+        """Text still holding "[Your local crisis line]"-style gaps for the facilitator to fill."""
+        return bool(PLACEHOLDER.search(self.body))
 
     @property
     def current_card(self) -> str | None:
@@ -511,7 +528,8 @@ class Activity(models.Model):
         present = list(self.session.participants.filter(open_sockets__gt=0))
         if len(present) < 2:
             raise ActionRefused("At least two people must be connected to draw pairs.")
-        met = _partners_so_far(self.session, excluding=self)
+        # Earlier rounds and the current pairs: "Draw new pairs" should bring new partners.
+        met = _partners_so_far(self.session)
         best: list[list[Participant]] = []
         best_repeats = None
         shuffler = secrets.SystemRandom()
@@ -735,10 +753,10 @@ class Participant(models.Model):
         return answer
 
 
-def _partners_so_far(session: Session, *, excluding: Activity) -> set[frozenset[int]]:
-    """Every pair of participants who were in one group in an earlier pair round."""
+def _partners_so_far(session: Session) -> set[frozenset[int]]:
+    """Every pair of participants who have been in one group in this session."""
     groups: dict[tuple[int, int], list[int]] = {}
-    rows = PairAssignment.objects.filter(activity__session=session).exclude(activity=excluding)
+    rows = PairAssignment.objects.filter(activity__session=session)
     for activity_id, group, participant_id in rows.values_list(
         "activity_id", "group", "participant_id"
     ):

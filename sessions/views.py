@@ -318,6 +318,8 @@ def plan_delete(request: HttpRequest, plan_id: int) -> HttpResponse:
     # Library plans have no owner, so nobody can delete them here.
     plan = get_object_or_404(Plan, pk=plan_id, owner=request.user)
     plan.delete()
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("dashboard"))
     return redirect("dashboard")
 
 

@@ -393,3 +393,22 @@ def test_a_profile_shows_the_mean_of_each_scale_where_it_sits_on_the_scale(live_
     assert bars[0] == ProfileBar("Calm", 4.0, 75)
     # Only two answers: the part stays hidden rather than pointing at someone.
     assert bars[1] == ProfileBar("Openness", None, 0)
+
+
+def test_a_flagged_answer_does_not_count_towards_showing_results(live_session):
+    activity = add_activity(live_session, Kind.OPEN_TEXT)
+    respond(
+        live_session,
+        activity,
+        {"text": "Work is a lot"},
+        {"text": "Sleep, mostly"},
+        {"text": "some days I want to die"},
+    )
+
+    result = summarize(activity, 3)
+
+    # Showing two texts as "three answers" would tell the room something was held back.
+    assert result.hidden
+    assert result.shown_count == 2
+    assert result.flagged == ["some days I want to die"]
+    assert "some days I want to die" not in result.texts

@@ -594,3 +594,19 @@ def test_every_problem_of_every_file_is_reported_at_once(tmp_path):
     ]:
         assert expected in message
     assert len(message.splitlines()) == 6
+
+
+def test_a_newer_attune_that_cleans_steps_differently_still_loads_unchanged_files(db, monkeypatch):
+    load_library()
+    from sessions.exercises import schema
+
+    cleaned_before = schema.step_fields
+
+    def cleaned_differently(*args, **kwargs):
+        return {**cleaned_before(*args, **kwargs), "script": "cleaned another way"}
+
+    monkeypatch.setattr(schema, "step_fields", cleaned_differently)
+
+    report = load_library()  # must not ask for a version bump: the files did not change
+
+    assert report.exercises_added == 0

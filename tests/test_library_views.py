@@ -409,3 +409,36 @@ def test_the_emotional_intelligence_check_shows_the_group_profile_on_the_project
     assert html.count('<span class="bar-value">3.0</span>') == 5
     session.end()
     assert "Our group profile" in page(client.get(reverse("session_summary", args=[session.pk])))
+
+
+def test_a_support_step_with_unfilled_gaps_is_pointed_out_in_the_agenda(
+    client, facilitator, session, library
+):
+    support = exercise("more-support")
+    session.add_steps(support.steps, source=support.label)
+    client.force_login(facilitator)
+
+    html = page(client.get(reverse("session_edit", args=[session.pk])))
+
+    assert "Fill in the [bracketed] gaps before the session" in html
+    activity = session.activities.get(kind=Activity.Kind.RESOURCES)
+    activity.body = "Call 116 123, any time, free."
+    activity.save()
+    html = page(client.get(reverse("session_edit", args=[session.pk])))
+    assert "bracketed" not in html
+
+
+def test_a_group_profile_leaves_out_private_scales_and_an_earlier_copy(
+    client, facilitator, session, library
+):
+    check = exercise("emotional-intelligence-check")
+    first_copy = session.add_steps(check.steps, source=check.label)
+    second_copy = session.add_steps(check.steps, source=check.label)
+    scales = [a for a in second_copy if a.kind == Activity.Kind.SCALE]
+    scales[0].private_results = True
+    scales[0].save()
+
+    profile_scales = second_copy[-1].profile_scales()
+
+    assert profile_scales == scales[1:]
+    assert not set(profile_scales) & set(first_copy)

@@ -791,7 +791,8 @@ async def test_a_crisis_answer_alerts_the_facilitator_and_never_reaches_the_proj
     for phone, text in zip(phones[1:], ordinary, strict=True):
         await send(phone.socket, action="answer", activity=text_step.pk, text=text)
         await receive_until(phone.socket, "Answer received")
-    shown = await recorded_until(projector, "4 answers", projected)
+    # The room sees three answers: the flagged one is neither shown nor counted there.
+    shown = await recorded_until(projector, "3 answers", projected)
     assert all(text in shown for text in ordinary), "the results are shown on the projector"
     alert = await receive_until(control, 'data-count="answered">4<')
     assert "Someone may need care" in alert and CRISIS_TEXT in alert
@@ -961,3 +962,36 @@ async def test_the_script_is_shown_to_the_facilitator_only(live_session, facilit
         assert "Read the room slowly" not in frame
         assert "Your script" not in frame
     await disconnect(*phones, late, projector, _projector, control)
+
+
+async def test_a_double_press_on_draw_a_card_draws_one_card(live_session, facilitator):
+    cards = await database_sync_to_async(add_activity)(
+        live_session, "question_cards", "Cards", options=["One?", "Two?", "Three?", "Four?"]
+    )
+    await open_activity(live_session, cards)
+    control, _ = await control_view(live_session, facilitator)
+    # Both presses were drawn when no card had been drawn yet.
+    await send(control, action="draw_card", seen="0")
+    await send(control, action="draw_card", seen="0")
+    await receive_until(control, "A card was drawn just now")
+    await database_sync_to_async(cards.refresh_from_db)()
+    assert len(cards.cards_drawn) == 1
+    await control.disconnect()
+
+
+def test_a_card_deck_cannot_change_once_cards_are_drawn(live_session):
+    from sessions.forms import ActivityForm
+
+    cards = add_activity(live_session, "question_cards", "Cards", options=["A?", "B?", "C?", "D?"])
+    live_session.open_activity(cards)
+    live_session.draw_card()
+    cards.refresh_from_db()
+
+    form = ActivityForm({"prompt": "Cards", "options": "A?\nB?\nC?"}, instance=cards)
+
+    assert form.fields["options"].disabled
+    assert form.is_valid()
+    form.save()
+    cards.refresh_from_db()
+    assert cards.options == ["A?", "B?", "C?", "D?"]
+    assert cards.current_card in cards.options

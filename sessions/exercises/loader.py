@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +26,6 @@ class LoadReport:
             f"Exercise library: {self.exercises_added} exercise versions added, "
             f"{self.exercises_unchanged} unchanged; {self.plans} session plans."
         )
-
-
-def content_hash(exercise: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(exercise, sort_keys=True).encode()).hexdigest()
 
 
 def read_library(
@@ -79,14 +73,13 @@ def load_library(library_dir: Path = LIBRARY_DIR, plans_dir: Path = PLANS_DIR) -
     report = LoadReport()
     with transaction.atomic():
         for exercise in exercises:
-            digest = content_hash(exercise)
             stored = Exercise.objects.filter(
                 slug=exercise["slug"], version=exercise["version"]
             ).first()
             if stored is None:
-                Exercise.objects.create(**exercise, content_hash=digest)
+                Exercise.objects.create(**exercise)
                 report.exercises_added += 1
-            elif stored.content_hash != digest:
+            elif stored.content_hash != exercise["content_hash"]:
                 raise LibraryError(
                     f"{exercise['slug']}.toml: version: the content changed but version "
                     f"{exercise['version']} is already loaded; raise the version"

@@ -6,6 +6,8 @@ A step is validated by the same ActivityForm a facilitator uses, so both follow 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -20,13 +22,16 @@ LIBRARY_DIR = HERE / "library"
 PLANS_DIR = HERE / "plans"
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
-STEP_KEYS = {
-    "kind", "prompt", "text", "script", "minutes", "options", "scale_min", "scale_max",
-    "scale_min_label", "scale_max_label", "timer_seconds", "inhale_seconds", "exhale_seconds",
-    "roles", "rounds", "measure", "private",
-}  # fmt: skip
 # TOML names that differ from the activity's field names.
 RENAMED = {"text": "body", "private": "private_results"}
+_TOML_NAME = {field: key for key, field in RENAMED.items()}
+# What a step in a file may hold: the activity's step fields, in the file's words; the time
+# is given in minutes, and the source is set by the loader.
+STEP_KEYS = {
+    _TOML_NAME.get(name, name)
+    for name in Activity.STEP_FIELDS
+    if name not in {"suggested_seconds", "source"}
+} | {"minutes"}
 
 
 class LibraryError(Exception):
@@ -104,7 +109,10 @@ def read_exercise(path: Path) -> tuple[dict[str, Any], list[str]]:
         step_fields(step, f"steps[{index}]", problems)
         for index, step in enumerate(data.get("steps") or [], start=1)
     ]
-    return {**data, "steps": steps}, problems.messages
+    # The hash of what the file says, not of the cleaned steps: a newer Attune that cleans
+    # steps differently must not take an unchanged file for a changed one.
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    return {**data, "steps": steps, "content_hash": digest}, problems.messages
 
 
 def step_fields(step: Any, where: str, problems: Problems) -> dict[str, Any]:
@@ -159,7 +167,7 @@ def step_fields(step: Any, where: str, problems: Problems) -> dict[str, Any]:
 
 
 def _toml_name(name: str) -> str:
-    return {value: key for key, value in RENAMED.items()}.get(name, name)
+    return _TOML_NAME.get(name, name)
 
 
 PLAN_FIELDS = {

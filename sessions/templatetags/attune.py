@@ -2,6 +2,8 @@ from datetime import timedelta
 
 from django import template
 
+from sessions.models import Activity
+
 register = template.Library()
 
 
@@ -37,3 +39,9 @@ def approx_minutes(seconds: int | None) -> str:
     if seconds < 60:
         return f"{seconds} s"
     return f"{round(seconds / 60, 1):g} min"
+
+
+@register.filter
+def kind_label(kind: str) -> str:
+    """ "pair_round" -> "Pair round"."""
+    return Activity.Kind(kind).label if kind in Activity.Kind.values else kind
