@@ -132,7 +132,7 @@ def _connect_participant(participant: Participant) -> str:
         participant.connected()
         # Locked like a facilitator action, so a phone arriving during a draw is either drawn
         # or placed afterwards, never missed.
-        session = Session.objects.select_for_update().select_related("current_activity")
+        session = Session.objects.select_for_update(of=("self",)).select_related("current_activity")
         activity = session.get(pk=participant.session_id).current_activity
         if (
             activity
@@ -203,7 +203,7 @@ def _owned_session(user: Any, session_id: int, *, lock: bool = False) -> Session
         return None
     sessions = Session.objects.owned_by(user).filter(pk=session_id)
     if lock:
-        sessions = sessions.select_for_update()
+        sessions = sessions.select_for_update(of=("self",))
     return sessions.select_related("current_activity").first()
 
 
