@@ -124,23 +124,7 @@ class ActivityForm(forms.ModelForm):
 
     class Meta:
         model = Activity
-        fields = [
-            "kind",
-            "prompt",
-            "options",
-            "scale_min",
-            "scale_max",
-            "scale_min_label",
-            "scale_max_label",
-            "body",
-            "inhale_seconds",
-            "exhale_seconds",
-            "roles",
-            "rounds",
-            "timer_seconds",
-            "private_results",
-            "script",
-        ]
+        fields = [name for name in Activity.STEP_FIELDS if name not in Activity.LIBRARY_ONLY_FIELDS]
         labels = {
             "prompt": "Prompt",
             "scale_min": "Lowest value",

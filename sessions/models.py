@@ -458,17 +458,19 @@ class Activity(models.Model):
         "scale_min_label",
         "scale_max_label",
         "body",
-        "timer_seconds",
-        "script",
-        "suggested_seconds",
         "inhale_seconds",
         "exhale_seconds",
         "roles",
         "rounds",
-        "measure",
+        "timer_seconds",
         "private_results",
+        "script",
+        "suggested_seconds",
+        "measure",
         "source",
     )
+    # Step fields that come only from the library, never from the facilitator's form.
+    LIBRARY_ONLY_FIELDS = ("suggested_seconds", "measure", "source")
 
     def as_step(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.STEP_FIELDS}

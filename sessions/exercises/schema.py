@@ -30,8 +30,8 @@ _TOML_NAME = {field: key for key, field in RENAMED.items()}
 STEP_KEYS = {
     _TOML_NAME.get(name, name)
     for name in Activity.STEP_FIELDS
-    if name not in {"suggested_seconds", "source"}
-} | {"minutes"}
+    if name not in Activity.LIBRARY_ONLY_FIELDS
+} | {"minutes", "measure"}
 
 
 class LibraryError(Exception):
