@@ -5,21 +5,45 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import quote
 from urllib.request import urlopen
 
 import pytest
 from channels.layers import channel_layers, get_channel_layer
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.db import connections
 
+from sessions import live
 from sessions.models import Activity, Participant, Session
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
+
+
+# Test runs sharing one Redis must not flush each other's groups: one key prefix per run, also
+# given to the server processes the tests start.
+TEST_CHANNEL_PREFIX = f"attune-test-{os.getpid()}"
+if "CONFIG" in django_settings.CHANNEL_LAYERS["default"]:
+    django_settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = TEST_CHANNEL_PREFIX
+
+
+@pytest.fixture(autouse=True)
+def own_cache(settings):
+    """Each test counts its throttles from zero, in a cache of its own.
+
+    A fresh key prefix rather than cache.clear(): on Redis that would flush the whole database,
+    which other test runs and the channel layer share. (Entries expire with their window.)
+    """
+    prefix = f"{TEST_CHANNEL_PREFIX}-{uuid.uuid4().hex[:12]}"
+    backend = dict(settings.CACHES["default"], KEY_PREFIX=prefix)
+    if backend["BACKEND"].endswith("LocMemCache"):
+        backend["LOCATION"] = prefix
+    settings.CACHES = {"default": backend}
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +62,7 @@ async def fresh_channel_layer():
     layer = get_channel_layer()
     await layer.flush()
     yield
+    await live.pushes_settled()  # a coalesced push still waiting would open a layer of its own
     await layer.flush()
     channel_layers.backends.clear()
 
@@ -100,22 +125,38 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def live_server_url(transactional_db) -> Iterator[str]:
+def live_server_log() -> Iterator[TextIO]:
+    """What the live server prints, its access log included (in test-artifacts/daphne.log).
+
+    A new file rather than the last one emptied: a test run started meanwhile gets a file of its
+    own, and this handle still reads this run's server. Opened to append, so that reading it
+    does not move where the server writes.
+    """
+    path = ARTIFACTS / "daphne.log"
+    ARTIFACTS.mkdir(exist_ok=True)
+    path.unlink(missing_ok=True)
+    with path.open("a+") as log:
+        yield log
+
+
+@pytest.fixture
+def live_server_url(transactional_db, live_server_log) -> Iterator[str]:
     """A real Daphne server (HTTP and WebSockets) on the test database, as `./start` runs it.
 
     A separate interpreter rather than a fork: a forked child would inherit the event-loop and
     thread-pool state of the tests that ran before it.
     """
     port = _free_port()
-    environment = {**os.environ, "DATABASE_URL": _database_url(connections["default"])}
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "daphne.log").open("w")
-    command = [sys.executable, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port)]
+    environment = {
+        **os.environ,
+        "DATABASE_URL": _database_url(connections["default"]),
+        "CHANNEL_PREFIX": TEST_CHANNEL_PREFIX,
+    }
     server = subprocess.Popen(  # noqa: S603 (a fixed command line)
-        [*command, "--access-log", os.devnull, "facilitation.asgi:application"],
+        server_command(port),
         cwd=ROOT,
         env=environment,
-        stdout=log,
+        stdout=live_server_log,
         stderr=subprocess.STDOUT,
     )
     url = f"http://localhost:{port}"
@@ -123,9 +164,25 @@ def live_server_url(transactional_db) -> Iterator[str]:
         _wait_until_serving(url, server)
         yield url
     finally:
-        server.terminate()
+        stop_server(server)
+
+
+def server_command(port: int) -> list[str]:
+    """A server process as `./start` runs it: Daphne, with an access log without addresses."""
+    return [
+        *(sys.executable, "-m", "facilitation.serve", "--bind", "127.0.0.1", "--port", str(port)),
+        *("--access-log", "-", "facilitation.asgi:application"),
+    ]
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
         server.wait(timeout=10)
-        log.close()
+    except subprocess.TimeoutExpired:
+        # Stuck closing sockets: it must not outlive the test and hold the test database.
+        server.kill()
+        server.wait(timeout=10)
 
 
 def _free_port() -> int:
