@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models import Activity
+from django.conf import settings
+
+from .models import OPEN_TEXT_MIN_ANSWERS, Activity, Answer
 
 WORD_SIZES = 5
 
@@ -26,6 +29,23 @@ class Word:
     size: int  # 1 (rarest) to WORD_SIZES (most frequent)
 
 
+@dataclass(frozen=True)
+class OpenText:
+    """An open-text answer as the facilitator moderates it."""
+
+    answer_id: int
+    text: str
+    moderation: str
+
+    @property
+    def approved(self) -> bool:
+        return self.moderation == Answer.Moderation.APPROVED
+
+    @property
+    def pending(self) -> bool:
+        return self.moderation == Answer.Moderation.PENDING
+
+
 @dataclass
 class Result:
     activity: Activity
@@ -36,8 +56,11 @@ class Result:
     mean: float | None = None
     median: float | None = None
     words: list[Word] = field(default_factory=list)
-    # Without pseudonyms, and sorted: neither who wrote a text nor when may show.
+    # Approved open texts, without pseudonyms and shuffled: neither who wrote one nor when
+    # may show.
     texts: list[str] = field(default_factory=list)
+    # Every open text that may be shown, for the facilitator to approve or hide.
+    to_moderate: list[OpenText] = field(default_factory=list)
     # Open words that may signal a crisis: for the facilitator's eyes only, never projected.
     flagged: list[str] = field(default_factory=list)
 
@@ -51,12 +74,22 @@ class Result:
         """Too few answers to show without pointing at someone."""
         return self.shown_count < self.threshold
 
+    @property
+    def awaiting_approval(self) -> int:
+        return sum(text.pending for text in self.to_moderate)
+
 
 def summarize(activity: Activity, threshold: int) -> Result:
-    """The result of `activity`, hidden while fewer than `threshold` people have answered."""
+    """The result of `activity`, hidden while fewer than `threshold` people have answered.
+
+    Open text needs at least OPEN_TEXT_MIN_ANSWERS whatever the session's threshold.
+    """
+    if activity.kind == Activity.Kind.OPEN_TEXT:
+        threshold = max(threshold, OPEN_TEXT_MIN_ANSWERS)
     result = Result(activity=activity, threshold=threshold)
     values: list[Any] = []
-    for answer in activity.answers.all():
+    answers = activity.answers.all()
+    for answer in answers:
         if answer.passed:
             result.passed += 1
         elif answer.flagged:
@@ -85,10 +118,25 @@ def summarize(activity: Activity, threshold: int) -> Result:
     elif activity.kind == Activity.Kind.WORD_CLOUD:
         counts = Counter(word for words in values for word in words)
         result.words = _sized_words(counts)
-    elif activity.kind == Activity.Kind.OPEN_TEXT:
-        result.texts = sorted(values, key=str.casefold)
+    elif activity.is_open_text:
+        shown = [answer for answer in answers if not answer.passed and not answer.flagged]
+        result.to_moderate = [
+            OpenText(answer.pk, answer.value, answer.moderation)
+            for answer in sorted(shown, key=lambda answer: answer.pk)
+        ]
+        result.texts = [
+            answer.value
+            for answer in sorted(shown, key=_shuffled)
+            if answer.moderation == Answer.Moderation.APPROVED
+        ]
     result.flagged.sort(key=str.casefold)
     return result
+
+
+def _shuffled(answer: Answer) -> str:
+    """A fixed random order: it hides the order of arrival, and a new text shown on the
+    projector does not make the others jump around."""
+    return hashlib.sha256(f"{settings.SECRET_KEY}:{answer.pk}".encode()).hexdigest()
 
 
 def _percent(count: int, total: int) -> int:

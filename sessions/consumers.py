@@ -10,29 +10,70 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from importlib import import_module
+from types import SimpleNamespace
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib import auth
 from django.db import DatabaseError, transaction
 
-from . import live
-from .models import ActionRefused, Participant, Session, normalize_join_code, parse_id
+from . import live, presence
+from .models import (
+    ActionRefused,
+    Answer,
+    Connection,
+    Participant,
+    Session,
+    normalize_join_code,
+    parse_client_id,
+    parse_id,
+)
 
 logger = logging.getLogger(__name__)
 
-# Close code for "not allowed here": outside the range htmx's ws extension reconnects on.
+# Close codes outside the range that htmx's ws extension and attune.js reconnect on.
+CLOSE_SIGNED_OUT = 4401
 CLOSE_NOT_ALLOWED = 4403
+CLOSE_TOO_MANY_MESSAGES = 4429
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class RateLimit:
+    """Messages from one socket over a sliding window of time.
+
+    Past `limit` messages a message is refused; past twice the limit (a client that keeps on
+    sending regardless) the socket is closed.
+    """
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self.times: deque[float] = deque()
+
+    def check(self) -> str:
+        """Count this message, and say whether to take it: "ok", "slow down" or "close"."""
+        now = time.monotonic()
+        self.times.append(now)
+        while self.times[0] <= now - self.window:
+            self.times.popleft()
+        if len(self.times) > 2 * self.limit:
+            return "close"
+        return "slow down" if len(self.times) > self.limit else "ok"
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
     """What all three views share: message parsing, error frames and pushes from the group."""
 
     groups_joined: list[str]
+    rate_limit: RateLimit
+    has_left = False
 
     def handlers(self) -> dict[str, Handler]:
         return {}
@@ -48,11 +89,34 @@ class LiveConsumer(AsyncWebsocketConsumer):
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # A consumer that crashed (its channel layer went away) or was cancelled (the server
+            # shutting down) never gets websocket.disconnect: it still leaves as a closed one.
+            if not self.has_left:
+                await self.disconnect(1011)
+
     async def disconnect(self, code: int) -> None:
+        self.has_left = True
         for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:  # the layer is down: its group memberships expire by themselves
+                logger.warning("Could not leave %s", group, exc_info=True)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not hasattr(self, "rate_limit"):
+            self.rate_limit = RateLimit(*settings.ATTUNE_MESSAGE_RATE)
+        verdict = self.rate_limit.check()
+        if verdict == "close":
+            await self.send_error("Too many messages: this connection was closed. Reload the page.")
+            await self.close(code=CLOSE_TOO_MANY_MESSAGES)
+            return
+        if verdict == "slow down":
+            await self.send_error("Too many messages at once. Wait a few seconds, then try again.")
+            return
         if text_data is None:
             await self.send_error("Attune only understands text messages.")
             return
@@ -92,6 +156,8 @@ class ParticipantConsumer(LiveConsumer):
 
     participant_id: int
     session_id: int
+    # This socket's Connection row: the phone counts as present while it exists.
+    connection_id: int | None = None
 
     async def connect(self) -> None:
         code = normalize_join_code(self.scope["url_route"]["kwargs"]["code"])
@@ -106,30 +172,37 @@ class ParticipantConsumer(LiveConsumer):
         self.session_id = participant.session_id
         await self.join_groups(live.participants_group(self.session_id))
         await self.accept()
-        html = await database_sync_to_async(_connect_participant)(participant)
+        presence.ensure_heartbeat()
+        self.connection_id, html = await database_sync_to_async(_connect_participant)(participant)
+        live.results_changed(self.session_id)  # joined and connected counts
         await self.send(text_data=html)
 
     async def disconnect(self, code: int) -> None:
+        if self.connection_id is not None:
+            connection_id, self.connection_id = self.connection_id, None
+            await database_sync_to_async(Connection.objects.filter(pk=connection_id).delete)()
+            live.results_changed(self.session_id)
         await super().disconnect(code)
-        if hasattr(self, "participant_id"):
-            await database_sync_to_async(_disconnect_participant)(self.participant_id)
 
     def handlers(self) -> dict[str, Handler]:
         return {"answer": self.record, "pass": self.record}
 
     async def record(self, message: dict[str, Any]) -> None:
         html = await database_sync_to_async(_record)(self.participant_id, message)
+        live.results_changed(self.session_id)
         await self.send(text_data=html)
 
     async def phone_refresh(self, event: dict[str, Any]) -> None:
-        html = await database_sync_to_async(_render_phone)(self.participant_id)
+        html = event.get("html")
+        if html is None or self.participant_id in event["answered"]:
+            html = await database_sync_to_async(_render_phone)(self.participant_id)
         if html:
             await self.send(text_data=html)
 
 
-def _connect_participant(participant: Participant) -> str:
+def _connect_participant(participant: Participant) -> tuple[int, str]:
     with transaction.atomic():
-        participant.connected()
+        connection = participant.connected(presence.SERVER_ID)
         # Locked like a facilitator action, so a phone arriving during a draw is either drawn
         # or placed afterwards, never missed.
         session = Session.objects.select_for_update(of=("self",)).select_related("current_activity")
@@ -141,18 +214,7 @@ def _connect_participant(participant: Participant) -> str:
         ):
             # A late joiner is placed in a group; the group's phones show their new partner.
             live.after_commit(live.push_session, participant.session_id)
-        else:
-            live.after_commit(live.push_results, participant.session_id)
-    return live.render_phone_stage(participant)
-
-
-def _disconnect_participant(participant_id: int) -> None:
-    participant = Participant.objects.filter(pk=participant_id).first()
-    if participant is None:
-        return
-    with transaction.atomic():
-        participant.disconnected()
-        live.after_commit(live.push_results, participant.session_id)
+    return connection.pk, live.render_phone_stage(participant)
 
 
 def _record(participant_id: int, message: dict[str, Any]) -> str:
@@ -161,12 +223,15 @@ def _record(participant_id: int, message: dict[str, Any]) -> str:
         raise ActionRefused("Your place in this session was not found. Join again with the code.")
     with transaction.atomic():
         if message["action"] == "pass":
-            participant.pass_on(message.get("activity"))
+            participant.pass_on(message.get("activity"), message.get("client_id"))
         else:
             participant.answer(message.get("activity"), message)
-        live.after_commit(live.push_results, participant.session_id)
-    # The answer is in: clear any earlier error next to the acknowledgement.
-    return live.render_notice("") + live.render_phone_stage(participant)
+    # Committed: acknowledge the phone's message, and clear any earlier error.
+    return (
+        live.render_notice("")
+        + live.render_answer_ack(parse_client_id(message.get("client_id")))
+        + live.render_phone_stage(participant)
+    )
 
 
 def _render_phone(participant_id: int) -> str | None:
@@ -190,12 +255,25 @@ class FacilitatorConsumer(LiveConsumer):
         if session is None:
             await self.refuse_connection("Sign in as this session's facilitator to see it.")
             return
-        await self.join_groups(self.group_for(self.session_id))
+        await self.join_groups(
+            self.group_for(self.session_id), live.sign_in_group(self.scope["session"].session_key)
+        )
         await self.accept()
         await self.send(text_data=await database_sync_to_async(self.render_current)(session))
 
     def render_current(self, session: Session) -> str:
         raise NotImplementedError
+
+    async def signed_out(self, event: dict[str, Any]) -> None:
+        """The facilitator signed out (in another tab, say): this view stops at once."""
+        await self.send_error("You signed out, so this view has stopped. Sign in to go on.")
+        await self.close(code=CLOSE_SIGNED_OUT)
+
+
+def _still_signed_in(scope: dict[str, Any]) -> bool:
+    """Whether the sign-in this socket was opened with still stands (not signed out since)."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore(scope["session"].session_key)
+    return auth.get_user(SimpleNamespace(session=store)).pk == scope["user"].pk
 
 
 def _owned_session(user: Any, session_id: int, *, lock: bool = False) -> Session | None:
@@ -232,6 +310,9 @@ class ControlConsumer(FacilitatorConsumer):
         return {action: self.control for action in CONTROL_ACTIONS}
 
     async def control(self, message: dict[str, Any]) -> None:
+        if not await database_sync_to_async(_still_signed_in)(self.scope):
+            await self.signed_out({})
+            return
         await database_sync_to_async(_control)(self.scope["user"], self.session_id, message)
 
 
@@ -285,6 +366,16 @@ CONTROL_ACTIONS: dict[str, tuple[Callable[[Session, dict[str, Any]], None], Push
     ),
     "hide_results": (
         lambda session, _: session.set_results_visible(False),
+        live.push_facilitator_views,
+    ),
+    "approve_answer": (
+        lambda session, message: session.moderate(
+            message.get("answer"), Answer.Moderation.APPROVED
+        ),
+        live.push_facilitator_views,
+    ),
+    "hide_answer": (
+        lambda session, message: session.moderate(message.get("answer"), Answer.Moderation.HIDDEN),
         live.push_facilitator_views,
     ),
     "lock_joins": (lambda session, _: session.set_joins_locked(True), live.push_facilitator_views),

@@ -3,8 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
+from . import throttle
 from .models import DEFAULT_FEELINGS, Activity, Session, normalize_join_code
 
 MAX_OPTIONS = 12
@@ -53,7 +55,7 @@ class PlanForm(forms.Form):
 class SessionForm(forms.ModelForm):
     class Meta:
         model = Session
-        fields = ["title", "anonymity_threshold"]
+        fields = ["title", "anonymity_threshold", "auto_approve"]
         labels = {"anonymity_threshold": "Show results after this many answers"}
 
     def clean_anonymity_threshold(self) -> int:
@@ -217,3 +219,41 @@ class ActivityForm(forms.ModelForm):
         if low is not None and high is not None and low >= high:
             self.add_error("scale_max", "The highest value must be above the lowest.")
         return cleaned
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """Sign-in that slows down password guessing (limits in sessions/throttle.py).
+
+    After too many failures for one username, or from one client address, attempts are refused
+    without checking the password until the window ends. A success resets nothing: signing in to
+    one's own account must not buy more guesses at other people's.
+    """
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "throttled": "Too many failed sign-ins. Wait 15 minutes, then try again.",
+    }
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username")
+        address = throttle.client_address(self.request)
+        if throttle.FAILED_SIGN_INS_FROM_ADDRESS.is_blocked(address) or (
+            username and throttle.FAILED_SIGN_INS_FOR_USERNAME.is_blocked(username)
+        ):
+            raise forms.ValidationError(self.error_messages["throttled"], code="throttled")
+        try:
+            return super().clean()
+        except forms.ValidationError as error:
+            if error.code == "invalid_login":
+                throttle.FAILED_SIGN_INS_FOR_USERNAME.hit(username)
+                throttle.FAILED_SIGN_INS_FROM_ADDRESS.hit(address)
+            raise
+
+
+class ThrottledAdminAuthenticationForm(ThrottledAuthenticationForm, AdminAuthenticationForm):
+    """The admin's sign-in, under the same throttle: otherwise it would be a way around it."""
+
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "throttled": ThrottledAuthenticationForm.error_messages["throttled"],
+    }

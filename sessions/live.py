@@ -7,16 +7,27 @@ client ever sees data that could still roll back.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
+import weakref
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
+from django.dispatch import receiver
 from django.template.loader import render_to_string
 
 from .aggregation import Result, profile, summarize
 from .models import Activity, Answer, Participant, Session
+
+logger = logging.getLogger(__name__)
 
 
 def control_group(session_id: int) -> str:
@@ -29,6 +40,21 @@ def projector_group(session_id: int) -> str:
 
 def participants_group(session_id: int) -> str:
     return f"session-{session_id}-participants"
+
+
+def sign_in_group(session_key: str | None) -> str:
+    """The facilitator's sockets opened under one sign-in (hashed: the key is a secret)."""
+    return "sign-in-" + hashlib.sha256((session_key or "").encode()).hexdigest()[:40]
+
+
+@receiver(user_logged_out)
+def close_views_of_sign_in(sender: Any, request: Any, **kwargs: Any) -> None:
+    """Signing out closes the control views and projectors opened under that sign-in."""
+    try:
+        _send(sign_in_group(request.session.session_key), {"type": "signed.out"})
+    except Exception:
+        # Each control message checks the sign-in again, so a missed close is still safe.
+        logger.exception("Could not close the views of a facilitator who signed out")
 
 
 def current_result(session: Session) -> Result | None:
@@ -113,6 +139,11 @@ def render_phone_stage(participant: Participant) -> str:
     return render_to_string("sessions/partials/phone_stage.html", phone_context(participant))
 
 
+def render_answer_ack(client_id: str) -> str:
+    """Tells the phone its answer is stored, so it stops offering to resend it."""
+    return render_to_string("sessions/partials/answer_ack.html", {"client_id": client_id})
+
+
 def render_notice(message: str, *, level: str = "error") -> str:
     return render_to_string("sessions/partials/notice.html", {"message": message, "level": level})
 
@@ -125,17 +156,90 @@ def _load(session_id: int) -> Session:
     return Session.objects.select_related("current_activity").get(pk=session_id)
 
 
-def _push_counts_and_results(session: Session) -> None:
+def _counts_and_results(session: Session) -> list[tuple[str, dict]]:
+    """The control view's and projector's regions that show counts and results, rendered."""
     context = live_context(session)
-    _send(control_group(session.pk), {"type": "html.push", "html": render_control_live(context)})
-    _send(
-        projector_group(session.pk), {"type": "html.push", "html": render_projector_stage(context)}
-    )
+    return [
+        (control_group(session.pk), {"type": "html.push", "html": render_control_live(context)}),
+        (
+            projector_group(session.pk),
+            {"type": "html.push", "html": render_projector_stage(context)},
+        ),
+    ]
+
+
+def _push_counts_and_results(session: Session) -> None:
+    for group, message in _counts_and_results(session):
+        _send(group, message)
 
 
 def push_results(session_id: int) -> None:
     """Counts and results changed: refresh the control view and the projector."""
     _push_counts_and_results(_load(session_id))
+
+
+class ResultsPushes:
+    """Counts and results pushes of one server process, coalesced per session.
+
+    A room answering at once would otherwise re-render the projector for every answer. Here a
+    change asks for a push; at most one push per session starts every ATTUNE_PUSH_INTERVAL
+    seconds, and a change that arrives while one is being rendered gets a push of its own after
+    it, so the last state always reaches the screens. A change after a quiet spell is pushed at
+    once.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waiting: set[int] = set()
+        self.last_start: dict[int, float] = {}
+        self.running: set[asyncio.Task] = set()
+
+    def request(self, session_id: int) -> None:
+        if session_id in self.waiting:
+            return
+        self.waiting.add(session_id)
+        last = self.last_start.get(session_id)
+        delay = 0.0 if last is None else last + settings.ATTUNE_PUSH_INTERVAL - self.loop.time()
+        self.loop.call_later(max(0.0, delay), self._start, session_id)
+
+    def _start(self, session_id: int) -> None:
+        self.waiting.discard(session_id)  # from now on, a new change needs a new push
+        self.last_start[session_id] = self.loop.time()
+        task = self.loop.create_task(self._push(session_id))
+        self.running.add(task)
+        task.add_done_callback(self._finished)
+
+    @staticmethod
+    async def _push(session_id: int) -> None:
+        # Rendered in a thread (it reads the database), sent from the event loop.
+        messages = await database_sync_to_async(lambda: _counts_and_results(_load(session_id)))()
+        for group, message in messages:
+            await get_channel_layer().group_send(group, message)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self.running.discard(task)
+        if not task.cancelled() and task.exception():
+            logger.error("A results push failed", exc_info=task.exception())
+
+
+_results_pushes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ResultsPushes] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def pushes_settled() -> None:
+    """Wait until this process has pushed every change asked for so far."""
+    pushes = _results_pushes.get(asyncio.get_running_loop())
+    while pushes and (pushes.waiting or pushes.running):
+        await asyncio.sleep(0.01)
+
+
+def results_changed(session_id: int) -> None:
+    """From a consumer, after commit: the counts or results changed (coalesced push)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _results_pushes:
+        _results_pushes[loop] = ResultsPushes(loop)
+    _results_pushes[loop].request(session_id)
 
 
 def push_facilitator_views(session_id: int) -> None:
@@ -148,11 +252,34 @@ def push_facilitator_views(session_id: int) -> None:
 
 
 def push_session(session_id: int) -> None:
-    """What phones show changed too (open activity, answer lock, end): refresh every view."""
+    """What phones show changed too (open activity, answer lock, end): refresh every view.
+
+    Phones are refreshed only when what they show really changed: a re-render would wipe a
+    half-typed answer.
+    """
     push_facilitator_views(session_id)
-    # Each phone shows its own answer, so each phone's consumer renders its own stage. Pushed
-    # only when the phone's view really changed: a re-render would wipe a half-typed answer.
-    _send(participants_group(session_id), {"type": "phone.refresh"})
+    _send(
+        participants_group(session_id), {"type": "phone.refresh", **_shared_phone_stage(session_id)}
+    )
+
+
+def _shared_phone_stage(session_id: int) -> dict:
+    """The stage of every phone with nothing of its own to show, rendered once for all of them,
+    and which phones have something of their own (an answer) and render their own stage.
+
+    In a pair round each phone shows its own group, so each renders its own.
+    """
+    session = _load(session_id)
+    activity = session.current_activity
+    if activity and activity.kind == Activity.Kind.PAIR_ROUND:
+        return {}
+    context = {"session": session, "activity": activity, **_step_context(session)}
+    return {
+        "html": render_notice("") + render_to_string("sessions/partials/phone_stage.html", context),
+        "answered": list(activity.answers.values_list("participant_id", flat=True))
+        if activity
+        else [],
+    }
 
 
 def after_commit(push: Callable[[int], None], session_id: int) -> None:

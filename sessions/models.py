@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, models, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from .pseudonyms import random_pseudonym
@@ -40,6 +40,10 @@ DEFAULT_FEELINGS = [
 ]
 
 OPEN_TEXT_MAX_LENGTH = 500
+# Open text can point at its writer more than a tick in a box: none shows before this many.
+OPEN_TEXT_MIN_ANSWERS = 5
+# Made by the phone for each answer it sends, so that a resent answer is stored once.
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 PLACEHOLDER = re.compile(r"\[[^\]\n]{3,}\]")
 WORD_MAX_LENGTH = 30
 WORDS_PER_PERSON = 3
@@ -70,11 +74,14 @@ class SessionQuerySet(models.QuerySet["Session"]):
     def joinable(self) -> SessionQuerySet:
         return self.filter(status=Session.Status.LIVE)
 
+    def with_join_code(self, code: str) -> SessionQuerySet:
+        """The sessions a phone could mean by this code: drafts have no code yet."""
+        return self.filter(join_code=code).exclude(status=Session.Status.DRAFT)
+
     def join_refusal_for_code(self, code: str) -> str | None:
         """Why a new phone cannot join with this code, or None when it can."""
-        session = (
-            self.filter(join_code=code).exclude(status=Session.Status.DRAFT).order_by("-status")
-        ).first()  # "live" sorts after "ended", so a live session wins
+        # "live" sorts after "ended", so a live session wins.
+        session = self.with_join_code(code).order_by("-status").first()
         if session is None:
             return "No session has that code. Check the code on the screen and try again."
         return session.join_refusal()
@@ -98,6 +105,12 @@ class Session(models.Model):
         help_text="Results stay hidden until at least this many people have answered.",
     )
     joins_locked = models.BooleanField(default=False)
+    auto_approve = models.BooleanField(
+        "Show open answers without approving each one",
+        default=False,
+        help_text="Off: each open-text answer waits for your approval before the projector "
+        "shows it.",
+    )
     current_activity = models.ForeignKey(
         "Activity", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -231,6 +244,23 @@ class Session(models.Model):
         self.answers_locked = locked
         self.save(update_fields=["answers_locked"])
 
+    def moderate(self, answer_id: Any, moderation: str) -> None:
+        """Approve an open-text answer for the projector, or take it off again."""
+        answer = (
+            Answer.objects.filter(
+                pk=parse_id(answer_id),
+                activity__session=self,
+                activity__kind=Activity.Kind.OPEN_TEXT,
+                passed=False,
+            )
+            .exclude(flagged=True)
+            .first()
+        )
+        if answer is None:
+            raise ActionRefused("That answer is not here any more.")
+        answer.moderation = moderation
+        answer.save(update_fields=["moderation"])
+
     def set_joins_locked(self, locked: bool) -> None:
         self.joins_locked = locked
         self.save(update_fields=["joins_locked"])
@@ -355,7 +385,7 @@ class Session(models.Model):
         return self.participants.count()
 
     def present_count(self) -> int:
-        return self.participants.filter(open_sockets__gt=0).count()
+        return self.participants.present().count()
 
 
 class Activity(models.Model):
@@ -439,6 +469,10 @@ class Activity(models.Model):
     @property
     def takes_answers(self) -> bool:
         return self.kind not in self.STEP_KINDS
+
+    @property
+    def is_open_text(self) -> bool:
+        return self.kind == self.Kind.OPEN_TEXT
 
     @property
     def is_choice(self) -> bool:
@@ -527,7 +561,7 @@ class Activity(models.Model):
         Among many random draws, keep the one that repeats the fewest partners from earlier
         pair rounds of this session.
         """
-        present = list(self.session.participants.filter(open_sockets__gt=0))
+        present = list(self.session.participants.present())
         if len(present) < 2:
             raise ActionRefused("At least two people must be connected to draw pairs.")
         # Earlier rounds and the current pairs: "Draw new pairs" should bring new partners.
@@ -676,6 +710,11 @@ def _as_strings(value: Any) -> list[str]:
 
 
 class ParticipantQuerySet(models.QuerySet["Participant"]):
+    def present(self) -> ParticipantQuerySet:
+        """Participants with a socket open on a server process that is still alive."""
+        alive = ServerProcess.objects.alive()
+        return self.filter(pk__in=Connection.objects.filter(server__in=alive).values("participant"))
+
     def for_token(self, token: str | None) -> ParticipantQuerySet:
         if not token:
             return self.none()
@@ -698,7 +737,6 @@ class Participant(models.Model):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="participants")
     pseudonym = models.CharField(max_length=60)
     token_hash = models.CharField(max_length=64, unique=True)
-    open_sockets = models.PositiveIntegerField(default=0)
     joined_at = models.DateTimeField(auto_now_add=True)
 
     objects = ParticipantQuerySet.as_manager()
@@ -709,13 +747,14 @@ class Participant(models.Model):
     def __str__(self) -> str:
         return self.pseudonym
 
-    def connected(self) -> None:
-        Participant.objects.filter(pk=self.pk).update(open_sockets=F("open_sockets") + 1)
+    def connected(self, server_id: str) -> Connection:
+        """A socket of this phone opened on the server process `server_id`."""
+        ServerProcess.objects.get_or_create(pk=server_id, defaults={"beat_at": timezone.now()})
+        return self.connections.create(server_id=server_id)
 
-    def disconnected(self) -> None:
-        Participant.objects.filter(pk=self.pk, open_sockets__gt=0).update(
-            open_sockets=F("open_sockets") - 1
-        )
+    @property
+    def is_present(self) -> bool:
+        return Participant.objects.present().filter(pk=self.pk).exists()
 
     def _open_activity(self, activity_id: Any) -> Activity:
         session = Session.objects.select_related("current_activity").get(pk=self.session_id)
@@ -730,28 +769,62 @@ class Participant(models.Model):
             raise ActionRefused("This step does not take answers.")
         if session.answers_locked:
             raise ActionRefused("Answers are locked for this activity.")
+        activity.session = session
         return activity
 
     def answer(self, activity_id: Any, data: dict[str, Any]) -> Answer:
+        """Store the answer in `data` (the phone's form), or refuse it with a reason.
+
+        A message carries the phone's `client_id`: sent again (a retry after a lost
+        connection), it is recognised and nothing changes.
+        """
+        client_id = parse_client_id(data.get("client_id"))
+        replayed = self._replayed(client_id)
+        if replayed:
+            return replayed
         activity = self._open_activity(activity_id)
         try:
             value = activity.clean_answer(data)
         except ValidationError as error:
             raise ActionRefused(" ".join(error.messages)) from None
-        answer, _ = Answer.objects.update_or_create(
-            activity=activity,
-            participant=self,
-            defaults={"value": value, "passed": False, "flagged": _needs_care(value)},
+        approved = activity.session.auto_approve or not activity.is_open_text
+        return self._store(
+            activity,
+            client_id,
+            value=value,
+            passed=False,
+            flagged=_needs_care(value),
+            moderation=Answer.Moderation.APPROVED if approved else Answer.Moderation.PENDING,
         )
-        return answer
 
-    def pass_on(self, activity_id: Any) -> Answer:
+    def pass_on(self, activity_id: Any, client_id: Any = None) -> Answer:
+        client_id = parse_client_id(client_id)
+        replayed = self._replayed(client_id)
+        if replayed:
+            return replayed
         activity = self._open_activity(activity_id)
-        answer, _ = Answer.objects.update_or_create(
-            activity=activity,
-            participant=self,
-            defaults={"value": None, "passed": True, "flagged": False},
+        return self._store(
+            activity,
+            client_id,
+            value=None,
+            passed=True,
+            flagged=False,
+            moderation=Answer.Moderation.PENDING,
         )
+
+    def _replayed(self, client_id: str) -> Answer | None:
+        """The answer an earlier copy of this message stored, if it was stored."""
+        if not client_id:
+            return None
+        receipt = self.receipts.filter(client_id=client_id).select_related("answer").first()
+        return receipt.answer if receipt else None
+
+    def _store(self, activity: Activity, client_id: str, **fields: Any) -> Answer:
+        answer, _ = Answer.objects.update_or_create(
+            activity=activity, participant=self, defaults={**fields, "client_id": client_id}
+        )
+        if client_id:
+            self.receipts.create(client_id=client_id, answer=answer)
         return answer
 
 
@@ -777,6 +850,15 @@ def _needs_care(value: Any) -> bool:
     return False
 
 
+def parse_client_id(value: Any) -> str:
+    """The id a phone made for one answer, "" when it sent none, or refused when malformed."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or not CLIENT_ID.fullmatch(value):
+        raise ActionRefused("That answer could not be read. Reload the page and try again.")
+    return value
+
+
 def parse_id(value: Any) -> int | None:
     """A database id sent by a client, or None when it is not one."""
     if isinstance(value, bool):
@@ -791,6 +873,12 @@ def parse_id(value: Any) -> int | None:
 class Answer(models.Model):
     """One participant's answer (or pass) to one activity; changing it overwrites it."""
 
+    class Moderation(models.TextChoices):
+        # Open text waits for the facilitator before the projector shows it.
+        PENDING = "pending", "Waiting for approval"
+        APPROVED = "approved", "Shown"
+        HIDDEN = "hidden", "Hidden"
+
     activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="answers")
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="answers")
     passed = models.BooleanField(default=False)
@@ -798,6 +886,11 @@ class Answer(models.Model):
     value = models.JSONField(null=True, blank=True)
     # Open words that may signal a crisis: shown to the facilitator only, never projected.
     flagged = models.BooleanField(default=False)
+    moderation = models.CharField(
+        max_length=10, choices=Moderation.choices, default=Moderation.PENDING
+    )
+    # The phone's id for the message that stored this answer (see Participant.answer).
+    client_id = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         constraints = [
@@ -808,6 +901,68 @@ class Answer(models.Model):
 
     def __str__(self) -> str:
         return f"Answer to {self.activity_id}"
+
+
+class ServerProcessQuerySet(models.QuerySet["ServerProcess"]):
+    def alive(self) -> ServerProcessQuerySet:
+        return self.filter(beat_at__gte=timezone.now() - ServerProcess.timeout())
+
+
+class ServerProcess(models.Model):
+    """A running server process. It beats every few seconds; one that stopped beating (killed,
+    crashed) no longer counts the sockets it held, so presence never depends on a clean exit."""
+
+    id = models.CharField(primary_key=True, max_length=32)
+    beat_at = models.DateTimeField()
+    # Where it runs and how it reaches the others: see presence.refuse_to_share_in_memory_layer.
+    host = models.CharField(max_length=255, blank=True, default="")
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    in_memory_layer = models.BooleanField(default=False)
+
+    objects = ServerProcessQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return self.id
+
+    @staticmethod
+    def timeout() -> timedelta:
+        return timedelta(seconds=settings.ATTUNE_PRESENCE_TIMEOUT)
+
+    @classmethod
+    def beat(cls, server_id: str, **about: Any) -> None:
+        """This process is alive; the long dead are forgotten, with their connections."""
+        now = timezone.now()
+        cls.objects.update_or_create(pk=server_id, defaults={"beat_at": now, **about})
+        cls.objects.filter(beat_at__lt=now - 10 * cls.timeout()).delete()
+
+
+class Connection(models.Model):
+    """One open socket of a phone, held by one server process."""
+
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="connections"
+    )
+    server = models.ForeignKey(ServerProcess, on_delete=models.CASCADE, related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.participant_id} on {self.server_id}"
+
+
+class Receipt(models.Model):
+    """A phone's message that was stored. Every one is kept, not only the latest, so that a late
+    copy of an earlier message cannot undo a later change."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="receipts")
+    client_id = models.CharField(max_length=64)
+    answer = models.ForeignKey(Answer, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "client_id"], name="one_receipt_per_id")
+        ]
+
+    def __str__(self) -> str:
+        return self.client_id
 
 
 class PairAssignment(models.Model):

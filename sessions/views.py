@@ -7,6 +7,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,9 +16,17 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from . import live
+from . import live, throttle
 from .aggregation import profile, summarize
-from .forms import ActivityForm, JoinForm, NewSessionForm, PlanForm, SessionForm, SignupForm
+from .forms import (
+    ActivityForm,
+    JoinForm,
+    NewSessionForm,
+    PlanForm,
+    SessionForm,
+    SignupForm,
+    ThrottledAuthenticationForm,
+)
 from .models import (
     ActionRefused,
     Activity,
@@ -29,15 +39,20 @@ from .models import (
 
 # Participants ---------------------------------------------------------------------------
 
+TOO_MANY_CODES = "Too many tries with codes that do not exist. Wait a minute, then try again."
+
 
 def join(request: HttpRequest) -> HttpResponse:
     """The phone's front door: type the code shown on the screen."""
+    if request.method == "POST" and _guessing_codes(request):
+        return _refused_join(request, request.POST.get("code", ""), TOO_MANY_CODES, status=429)
     form = JoinForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         code = form.cleaned_data["code"]
         refusal = Session.objects.join_refusal_for_code(code)
         if refusal is None or _participant_from_cookie(request, code):
             return redirect("participant_entry", code=code)
+        _count_if_unknown(request, code)
         form.add_error("code", refusal)
     return render(request, "sessions/join.html", {"form": form}, status=400 if form.errors else 200)
 
@@ -49,19 +64,18 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
     if participant is not None:
         return render(request, "sessions/phone.html", live.phone_context(participant))
 
+    if _guessing_codes(request):
+        return _refused_join(request, code, TOO_MANY_CODES, status=429)
     refusal = Session.objects.join_refusal_for_code(code)
     if refusal is not None:
-        form = JoinForm(initial={"code": code})
-        return render(request, "sessions/join.html", {"form": form, "refusal": refusal}, status=404)
+        _count_if_unknown(request, code)
+        return _refused_join(request, code, refusal, status=404)
     session = Session.objects.joinable().get(join_code=code)
     if request.method == "POST":
         try:
             participant, token = session.add_participant()
         except ActionRefused as refusal_error:
-            form = JoinForm(initial={"code": code})
-            return render(
-                request, "sessions/join.html", {"form": form, "refusal": str(refusal_error)}
-            )
+            return _refused_join(request, code, str(refusal_error))
         response = redirect("participant_entry", code=code)
         response.set_cookie(
             settings.ATTUNE_PARTICIPANT_COOKIE,
@@ -78,6 +92,24 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
 def _participant_from_cookie(request: HttpRequest, code: str) -> Participant | None:
     token = request.COOKIES.get(settings.ATTUNE_PARTICIPANT_COOKIE)
     return Participant.objects.for_phone(token, code)
+
+
+def _refused_join(request: HttpRequest, code: str, refusal: str, status: int = 200) -> HttpResponse:
+    form = JoinForm(initial={"code": code})
+    return render(request, "sessions/join.html", {"form": form, "refusal": refusal}, status=status)
+
+
+def _guessing_codes(request: HttpRequest) -> bool:
+    """Whether this client has tried too many unknown codes: it is then not told about any."""
+    return throttle.UNKNOWN_JOIN_CODES.is_blocked(throttle.client_address(request))
+
+
+def _count_if_unknown(request: HttpRequest, code: str) -> None:
+    # Only codes that no session has count: a few typos are forgiven, a run of them is
+    # guessing. An ended or closed session's code is real, and phones may retry it until it
+    # opens again.
+    if not Session.objects.with_join_code(code).exists():
+        throttle.UNKNOWN_JOIN_CODES.hit(throttle.client_address(request))
 
 
 # Facilitator accounts ---------------------------------------------------------------------
@@ -424,3 +456,18 @@ def session_summary(request: HttpRequest, session_id: int) -> HttpResponse:
         "sessions/summary.html",
         {"session": session, "rows": rows, "joined": session.joined_count()},
     )
+
+
+# Signing in ---------------------------------------------------------------------------------
+
+
+class SignInView(LoginView):
+    """Django's sign-in page with the throttled form; a throttled attempt answers 429."""
+
+    authentication_form = ThrottledAuthenticationForm
+
+    def form_invalid(self, form: ThrottledAuthenticationForm) -> HttpResponse:
+        response = super().form_invalid(form)
+        if form.has_error(NON_FIELD_ERRORS, "throttled"):
+            response.status_code = 429
+        return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sessions.aggregation import WORD_SIZES, Bar, ProfileBar, Word, profile, summarize
-from sessions.models import Activity, Participant, Session
+from sessions.models import Activity, Answer, Participant, Session
 from tests.conftest import add_activity
 
 Kind = Activity.Kind
@@ -295,33 +295,103 @@ def test_word_cloud_without_answers_has_no_words(live_session):
 # Open text ---------------------------------------------------------------------------------------
 
 
-def test_open_text_lists_the_answers_without_pseudonyms_in_alphabetical_order(live_session):
+def moderate(activity: Activity, *texts: str, to=Answer.Moderation.APPROVED) -> None:
+    for answer in activity.answers.filter(value__in=texts):
+        activity.session.moderate(answer.pk, to)
+
+
+def test_open_text_shows_only_approved_texts_without_pseudonyms(live_session):
     activity = add_activity(live_session, Kind.OPEN_TEXT)
-    respond(
-        live_session,
-        activity,
-        {"text": "more silence,\nplease.  "},
-        {"text": "I felt listened to."},
-        {"text": "Being heard"},
-        PASS,
-    )
+    texts = ["more silence,\nplease.", "I felt listened to.", "Being heard", "Tea", "Less", "Hope"]
+    respond(live_session, activity, *({"text": text} for text in texts), PASS)
 
     result = summarize(activity, 3)
+    assert not result.hidden
+    assert result.texts == []  # nothing is approved yet
+    assert result.awaiting_approval == 6
 
-    # Sorted, so neither who wrote a text nor when they sent it can be read off the list.
-    assert result.texts == ["Being heard", "I felt listened to.", "more silence,\nplease."]
-    assert result.answered == 3
+    moderate(activity, "more silence,\nplease.", "Being heard", "Hope")
+    result = summarize(activity, 3)
+
+    assert sorted(result.texts) == sorted(["more silence,\nplease.", "Being heard", "Hope"])
+    assert result.awaiting_approval == 3
+    assert result.answered == 6
     assert result.passed == 1
-    assert result.bars == []
+    # The facilitator moderates every text in the order it came; the pseudonyms never appear.
+    assert [text.text for text in result.to_moderate] == texts
+    assert all(
+        participant.pseudonym not in str(result) for participant in live_session.participants.all()
+    )
 
 
-def test_a_changed_open_text_shows_only_the_latest_text(live_session):
+def test_approved_texts_keep_a_shuffled_order_that_new_approvals_do_not_disturb(live_session):
     activity = add_activity(live_session, Kind.OPEN_TEXT)
-    (writer,) = respond(live_session, activity, {"text": "first draft"})
+    texts = [f"answer number {number}" for number in range(12)]
+    respond(live_session, activity, *({"text": text} for text in texts))
+    moderate(activity, *texts[:11])
 
-    writer.answer(activity.pk, {"text": "what I meant"})
+    before = summarize(activity, 3).texts
+    moderate(activity, texts[11])
+    after = summarize(activity, 3).texts
 
-    assert summarize(activity, 3).texts == ["what I meant"]
+    # Not the order they arrived in (one chance in 40 million of that by luck) ...
+    assert before != texts[:11]
+    # ... and a newly shown text slots in without reordering the others on the projector.
+    assert [text for text in after if text != texts[11]] == before
+    assert summarize(activity, 3).texts == after
+
+
+def test_a_hidden_text_leaves_the_projector_and_can_be_shown_again(live_session):
+    activity = add_activity(live_session, Kind.OPEN_TEXT)
+    texts = ["one", "two", "three", "four", "five"]
+    respond(live_session, activity, *({"text": text} for text in texts))
+    moderate(activity, *texts)
+
+    moderate(activity, "three", to=Answer.Moderation.HIDDEN)
+    assert "three" not in summarize(activity, 3).texts
+    assert len(summarize(activity, 3).texts) == 4
+
+    moderate(activity, "three")
+    assert "three" in summarize(activity, 3).texts
+
+
+def test_open_text_needs_five_answers_even_when_the_session_threshold_is_lower(live_session):
+    activity = add_activity(live_session, Kind.OPEN_TEXT)
+    respond(live_session, activity, *({"text": f"text {n}"} for n in range(4)))
+    moderate(activity, *(f"text {n}" for n in range(4)))
+
+    result = summarize(activity, 3)
+    assert result.hidden
+    assert result.threshold == 5
+
+    fifth, _ = live_session.add_participant()
+    fifth.answer(activity.pk, {"text": "text 4"})
+    assert not summarize(activity, 3).hidden
+    # A session threshold above five still counts.
+    assert summarize(activity, 6).hidden
+
+
+def test_auto_approve_shows_texts_without_moderation(live_session):
+    live_session.auto_approve = True
+    live_session.save()
+    activity = add_activity(live_session, Kind.OPEN_TEXT)
+    texts = ["one", "two", "three", "four", "five"]
+    respond(live_session, activity, *({"text": text} for text in texts))
+
+    assert sorted(summarize(activity, 3).texts) == sorted(texts)
+
+
+def test_a_changed_open_text_waits_for_approval_again(live_session):
+    activity = add_activity(live_session, Kind.OPEN_TEXT)
+    writers = respond(live_session, activity, *({"text": f"text {n}"} for n in range(5)))
+    moderate(activity, *(f"text {n}" for n in range(5)))
+
+    writers[0].answer(activity.pk, {"text": "what I meant"})
+
+    result = summarize(activity, 3)
+    assert "text 0" not in result.texts
+    assert "what I meant" not in result.texts
+    assert result.awaiting_approval == 1
 
 
 # Hiding results until enough people answered ----------------------------------------------------

@@ -135,6 +135,7 @@ async def test_a_phone_without_a_valid_token_is_told_and_disconnected(live_sessi
     notice = await phone.receive_from()
     assert "Join again with the session code" in notice
     assert (await phone.receive_output())["code"] == CLOSE_NOT_ALLOWED
+    await phone.disconnect()  # the server closed it; let the consumer finish
 
 
 # Answering ---------------------------------------------------------------------------------
@@ -213,20 +214,30 @@ async def test_every_kind_takes_its_own_answer_shape(live_session):
 
 async def test_open_text_is_escaped_when_pushed(live_session, facilitator):
     activity = await database_sync_to_async(add_activity)(live_session, Activity.Kind.OPEN_TEXT)
-    live_session.anonymity_threshold = 2
-    await database_sync_to_async(live_session.save)()
     await open_activity(live_session, activity)
     projector, _ = await projector_view(live_session, facilitator)
-    for text in ["<script>alert(1)</script>", '<b hx-get="/dashboard/">bold</b>']:
+    control, _ = await control_view(live_session, facilitator)
+    hostile = ["<script>alert(1)</script>", '<b hx-get="/dashboard/">bold</b>']
+    for text in [*hostile, "Rest", "Tea", "Quiet"]:
         phone, _ = await join(live_session)
         await send(phone, action="answer", activity=activity.pk, text=text)
         await phone.receive_from()
         await phone.disconnect()
-    html = await receive_until(projector, "2 answers")
+    # The facilitator sees them escaped, waiting for approval ...
+    html = await receive_until(control, "<strong>5</strong> waiting for your approval")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>" not in html
+    assert 'hx-get="/dashboard/"' not in html
+    # ... and the projector, once they are approved.
+    for text in hostile:
+        answer = await database_sync_to_async(Answer.objects.get)(value=text)
+        await send(control, action="approve_answer", answer=answer.pk)
+    html = await receive_until(projector, "&lt;b hx-get")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>" not in html
     assert 'hx-get="/dashboard/"' not in html
     await projector.disconnect()
+    await control.disconnect()
 
 
 # Refused answers ---------------------------------------------------------------------------
@@ -456,12 +467,14 @@ async def test_another_facilitator_cannot_open_the_control_view_or_projector(
         socket = await open_socket(f"/ws/sessions/{live_session.pk}/{view}/", cookie)
         assert "Sign in as this session" in await socket.receive_from()
         assert (await socket.receive_output())["code"] == CLOSE_NOT_ALLOWED
+        await socket.disconnect()  # the server closed it; let the consumer finish
 
 
 async def test_a_signed_out_visitor_cannot_open_the_control_view(live_session):
     socket = await open_socket(f"/ws/sessions/{live_session.pk}/control/")
     assert "Sign in as this session" in await socket.receive_from()
     assert (await socket.receive_output())["code"] == CLOSE_NOT_ALLOWED
+    await socket.disconnect()  # the server closed it; let the consumer finish
 
 
 async def test_permission_is_checked_again_on_every_message(
@@ -511,3 +524,59 @@ def test_nothing_is_pushed_for_a_change_that_rolls_back(
         live.after_commit(live.push_results, live_session.pk)
         assert sent == []
     assert sent == [live.control_group(live_session.pk), live.projector_group(live_session.pk)]
+
+
+# Coalesced pushes --------------------------------------------------------------------------
+
+
+async def test_a_burst_of_answers_is_pushed_coalesced_and_ends_on_the_final_count(
+    live_session, choice_activity, facilitator, settings
+):
+    settings.ATTUNE_PUSH_INTERVAL = 0.5
+    await open_activity(live_session, choice_activity)
+    phones = [(await join(live_session))[0] for _ in range(30)]
+    projector, _ = await projector_view(live_session, facilitator)
+    while not await projector.receive_nothing(timeout=0.6):  # the joins, pushed
+        await projector.receive_from()
+
+    started = asyncio.get_running_loop().time()
+    for phone in phones:
+        await send(phone, action="answer", activity=choice_activity.pk, choice="1")
+    for phone in phones:
+        await receive_until(phone, "data-ack")
+    frames = []
+    while not await projector.receive_nothing(timeout=0.8):
+        frames.append(await projector.receive_from())
+    took = asyncio.get_running_loop().time() - started
+
+    # One push per half second at most (and one at the start), not one per answer ...
+    assert len(frames) <= 2 + took / 0.5, f"{len(frames)} pushes in {took:.1f}s"
+    assert len(frames) < len(phones)
+    # ... and the last one shows every answer.
+    assert "30 answers" in frames[-1]
+    for socket in [*phones, projector]:
+        await socket.disconnect()
+
+
+async def test_phones_share_one_rendered_stage_but_one_that_answered_sees_its_own(
+    live_session, choice_activity
+):
+    other = await database_sync_to_async(add_activity)(live_session, "scale", "How tired?")
+    await open_activity(live_session, choice_activity)
+    answered, _ = await join(live_session)
+    silent, _ = await join(live_session)
+    await send(answered, action="answer", activity=choice_activity.pk, choice="2")
+    await receive_until(answered, "data-ack")
+
+    await database_sync_to_async(live.push_session)(live_session.pk)  # nothing changed: same stage
+    mine = await receive_until(answered, "phone-stage")
+    theirs = await receive_until(silent, "phone-stage")
+    assert 'value="2" checked' in mine
+    assert "checked" not in theirs
+
+    await open_activity(live_session, other)
+    await database_sync_to_async(live.push_session)(live_session.pk)
+    assert "How tired?" in await receive_until(answered, "phone-stage")
+    assert "How tired?" in await receive_until(silent, "phone-stage")
+    await answered.disconnect()
+    await silent.disconnect()

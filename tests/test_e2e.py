@@ -42,7 +42,7 @@ def join_on_phone(page: Page, base_url: str, code: str) -> str:
     page.get_by_role("button", name="Join").click()
     expect(page.get_by_text("Your answers are anonymous")).to_be_visible()
     page.get_by_role("button", name="I understand, join").click()
-    expect(page.get_by_role("heading", name="Waiting for the next activity")).to_be_visible()
+    expect(page.locator(".you strong")).to_be_visible()
     return page.locator(".you strong").inner_text()
 
 
@@ -67,6 +67,8 @@ def test_a_facilitator_runs_a_choice_question_with_three_phones(browser, live_se
 
     phones = [browser.new_context(**PHONE).new_page() for _ in range(3)]
     pseudonyms = [join_on_phone(phone, live_server_url, code) for phone in phones]
+    for phone in phones:
+        expect(phone.get_by_role("heading", name="Waiting for the next activity")).to_be_visible()
     assert len(set(pseudonyms)) == 3
     expect(projector.locator(".projector-count")).to_contain_text("3 joined")
     expect(control.locator('[data-count="joined"]')).to_have_text("3")
@@ -228,13 +230,36 @@ def test_a_facilitator_builds_an_agenda_of_every_kind_and_phones_answer_each(
     for phone in phones:
         phone.get_by_role("button", name="Send answer").click()
         expect(phone.get_by_text("Answer received")).to_be_visible()
+    # Open text shows nothing until five people have written ...
+    expect(projector.get_by_text("Results appear once 5 people have answered")).to_be_visible()
+    late = [browser.new_context(**PHONE).new_page() for _ in range(3)]
+    for phone, text in zip(late, ["Quiet", "Tea", "Walks"], strict=True):
+        pseudonyms.append(join_on_phone(phone, live_server_url, code))
+        phone.get_by_label("Your answer").fill(text)
+        phone.get_by_role("button", name="Send answer").click()
+        expect(phone.get_by_text("Answer received")).to_be_visible()
+    # ... and then only what the facilitator approves, escaped.
+    expect(control.locator(".moderation-summary")).to_contain_text("5 waiting for your approval")
+    expect(
+        projector.get_by_text("Answers appear here once the facilitator shares them")
+    ).to_be_visible()
+    control.locator(".moderation-item", has_text="<b>Time</b> & tea").get_by_role(
+        "button", name="Show on projector"
+    ).click()
+    control.locator(".moderation-item", has_text="Quiet").get_by_role(
+        "button", name="Show on projector"
+    ).click()
+    expect(projector.locator(".texts li")).to_have_count(2)
     expect(projector.locator(".texts")).to_contain_text("<b>Time</b> & tea")
     expect(projector.locator(".texts b")).to_have_count(0)
-    expect(control.locator(".texts li")).to_have_count(2)
+    control.screenshot(path=ARTIFACTS / "control-moderation.png", full_page=True)
+    control.locator(".moderation-item", has_text="Quiet").get_by_role("button", name="Hide").click()
+    expect(projector.locator(".texts li")).to_have_count(1)
+    expect(control.locator(".moderation-item")).to_have_count(5)
     # Nobody's nickname stands next to their words, on the projector or the control view.
     for screen in (projector, control):
         for nickname in pseudonyms:
-            expect(screen.locator(".texts")).not_to_contain_text(nickname)
+            expect(screen.locator(".texts, .moderation-list")).not_to_contain_text(nickname)
 
 
 @pytest.fixture

@@ -1047,7 +1047,9 @@ def test_the_summary_hides_results_below_the_anonymity_threshold(client, facilit
 
     html = page(client.get(reverse("session_summary", args=[live_session.pk])))
 
-    assert html.count("Fewer than 3 people answered, so this result stays hidden.") == 2
+    assert "Fewer than 3 people answered, so this result stays hidden." in html
+    # Open text asks for five answers, whatever the session's threshold.
+    assert "Fewer than 5 people answered, so this result stays hidden." in html
     assert "bar-label" not in html
     assert '<span class="bar-value">' not in html
     assert "visit" not in html
@@ -1116,12 +1118,13 @@ def test_the_threshold_cannot_be_lowered_once_people_answered_under_it(
 def test_an_open_text_answer_with_markup_is_shown_escaped_on_the_summary(
     client, facilitator, live_session
 ):
+    live_session.auto_approve = True
+    live_session.save()
     text = add_activity(live_session, Kind.OPEN_TEXT, "What is on your mind?")
-    people = new_participants(live_session, 3)
+    people = new_participants(live_session, 5)
     hostile = '<script>alert(1)</script> <a hx-get="/x">click</a>'
-    answer_with(
-        live_session, text, people, [{"text": hostile}, {"text": "Rest"}, {"text": "Family"}]
-    )
+    texts = [hostile, "Rest", "Family", "Sleep", "Friends"]
+    answer_with(live_session, text, people, [{"text": typed} for typed in texts])
     live_session.end()
     client.force_login(facilitator)
 

@@ -71,16 +71,34 @@
   setInterval(tick, 250);
   window.requestAnimationFrame(breathe);
 
-  // Connection state, and reconnects for the close codes htmx's ws extension gives up on
-  // (a server restart closes with 1000 or 1001). 4403 means "not allowed": stay closed.
+  // Connection state and reconnects. htmx's ws extension reconnects by itself only after close
+  // codes 1006, 1011, 1012 and 1013; a server that restarts or shuts down may close with 1000
+  // or 1001, so those are retried here. 4000 and up mean "not allowed here": stay closed.
+  // Both wait a little longer after each failed try, with jitter, so a room of phones does not
+  // reconnect all in the same instant.
   var RETRIED_BY_HTMX = [1006, 1011, 1012, 1013];
+  function reconnectDelay(retryCount) {
+    var ceiling = Math.min(10000, 500 * Math.pow(2, retryCount));
+    return ceiling / 2 + (Math.random() * ceiling) / 2;
+  }
+  if (window.htmx) window.htmx.config.wsReconnectDelay = reconnectDelay;
+
+  var retries = 0;
+  var closedSocket = null;
   function setStatus(text) {
     document.querySelectorAll("[data-connection-status]").forEach(function (element) {
       element.hidden = !text;
       element.textContent = text || "";
     });
   }
-  document.addEventListener("htmx:wsOpen", function () { setStatus(""); });
+  document.addEventListener("htmx:wsOpen", function (event) {
+    retries = 0;
+    closedSocket = null;
+    setStatus("");
+    // An answer sent just before the connection dropped may never have arrived: send it again.
+    // The server knows it by its id and stores it once.
+    if (pending) event.detail.socketWrapper.send(pending.message);
+  });
   document.addEventListener("htmx:wsClose", function (event) {
     var code = event.detail.event.code;
     if (code >= 4000) {
@@ -88,9 +106,42 @@
       return;
     }
     setStatus("Reconnecting…");
+    closedSocket = event.detail.socketWrapper;
     if (RETRIED_BY_HTMX.indexOf(code) === -1 && document.body.contains(event.target)) {
-      var wrapper = event.detail.socketWrapper;
-      setTimeout(function () { wrapper.reconnect(); }, 500 + Math.random() * 1500);
+      setTimeout(function () { closedSocket && closedSocket.reconnect(); }, reconnectDelay(retries++));
+    }
+  });
+  // A phone whose screen was locked: try again at once when it is looked at.
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && closedSocket) closedSocket.reconnect();
+  });
+
+  // Exactly once: each answer carries an id made here. Until the server acknowledges that id
+  // (it does so only once the answer is stored), the answer is kept to be sent again.
+  var pending = null;
+  function newClientId() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (byte) {
+      return (byte < 16 ? "0" : "") + byte.toString(16);
+    }).join("");
+  }
+  document.addEventListener("htmx:wsConfigSend", function (event) {
+    var action = event.detail.parameters.action;
+    if (action === "answer" || action === "pass") event.detail.parameters.client_id = newClientId();
+  });
+  document.addEventListener("htmx:wsAfterSend", function (event) {
+    var body;
+    try { body = JSON.parse(event.detail.message); } catch (error) { return; }
+    if (body && body.client_id) pending = { id: body.client_id, message: event.detail.message };
+  });
+  document.addEventListener("htmx:wsAfterMessage", function (event) {
+    var message = event.detail.message;
+    // Stored, or refused with a reason the person now sees: either way, not to be resent.
+    if (pending && typeof message === "string" &&
+        (message.indexOf('data-ack="' + pending.id + '"') !== -1 ||
+         message.indexOf('class="notice error"') !== -1)) {
+      pending = null;
     }
   });
 })();
