@@ -1,0 +1,68 @@
+"""Daphne without the client's address in its logs: `python -m facilitation.serve`, then the
+same arguments as `daphne`.
+
+The access log still has a line for every request and WebSocket event (time, request, status,
+size); where daphne writes the client's address and port, this writes "-". The address still
+reaches the application in the ASGI scope, which Attune never stores.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from daphne.cli import CommandLineInterface
+from daphne.server import Server, twisted_loop
+from django.core.exceptions import ImproperlyConfigured
+
+# Every debug line of these two names the client's address ("HTTP GET request for [...]").
+PROTOCOL_LOGGERS = ("daphne.http_protocol", "daphne.ws_protocol")
+
+
+class ServerWithoutClientAddresses(Server):
+    def __init__(self, *args: Any, verbosity: int = 1, **kwargs: Any) -> None:
+        # Above 1, daphne passes Twisted's own log on, and Twisted's access lines carry the
+        # client's address and user agent; at 1 and below it discards that log. (The asyncio
+        # debug mode of verbosity 3 goes too.)
+        super().__init__(*args, verbosity=min(verbosity, 1), **kwargs)
+
+    def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
+        super().log_action(protocol, action, {**details, "client": "-"})
+
+
+def hide_connection(record: logging.LogRecord) -> bool:
+    """Daphne's "took too long to shut down" warning names the connection with its address."""
+    if "for connection %s" in str(record.msg) and isinstance(record.args, tuple):
+        record.args = (*record.args[:-1], "-")
+    return True
+
+
+class CommandLineWithoutClientAddresses(CommandLineInterface):
+    server_class = ServerWithoutClientAddresses
+
+    def run(self, args: list[str]) -> None:
+        # With `--access-log -`, each line reaches a file or pipe as it happens, as daphne's
+        # own log file does (it opens it line-buffered).
+        sys.stdout.reconfigure(line_buffering=True)
+        super().run(args)
+
+    def load_asgi_app(self, asgi_app_path: str) -> Any:
+        application = super().load_asgi_app(asgi_app_path)
+        # Only now: importing the application set up Django's logging, which may reset these.
+        for name in PROTOCOL_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger("daphne.server").addFilter(hide_connection)
+        # Only now is Django set up (importing the application did it).
+        from sessions import presence
+
+        try:
+            presence.refuse_to_share_in_memory_layer()
+        except ImproperlyConfigured as refusal:
+            sys.exit(f"Attune did not start: {refusal}")
+        twisted_loop.call_soon(presence.ensure_heartbeat)  # it beats from the start
+        return application
+
+
+if __name__ == "__main__":
+    CommandLineWithoutClientAddresses.entrypoint()
