@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -25,7 +27,16 @@ PRODUCTION = env_bool("ATTUNE_PRODUCTION")
 DEBUG = env_bool("DEBUG", default=not PRODUCTION)
 
 if PRODUCTION:
-    SECRET_KEY = os.environ["SECRET_KEY"]
+    SECRET_KEY = os.environ.get("SECRET_KEY", "")
+    # The same test as Django's security.W009, made fatal: sessions, CSRF tokens and the
+    # throttles' keys are only as safe as this key.
+    too_weak = len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5
+    if too_weak or SECRET_KEY.startswith("django-insecure-"):
+        raise ImproperlyConfigured(
+            "ATTUNE_PRODUCTION=1 needs SECRET_KEY set to a long random value (at least 50 "
+            "characters), for example the output of: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
 else:
     SECRET_KEY = os.environ.get("SECRET_KEY", "attune-development-key-not-for-production")
 
@@ -46,11 +57,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    "csp",
     "sessions.apps.LiveSessionsConfig",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -85,26 +98,42 @@ DATABASES = {
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0")),
     )
 }
+# One test database per test run, so that two runs at once do not share it.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so the browser tests' Daphne process can share the test database.
-    # One file per test run, so that two runs at once do not share it.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f"test-db-{os.getpid()}.sqlite3")}
     # Several consumers write at once: take the write lock when a transaction starts and wait
     # for it, instead of failing half-way through with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     )
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_attune_{os.getpid()}"}
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("CHANNEL_PREFIX", "attune")},
+            "CONFIG": {
+                # No socket timeout: redis-py 6 and later time out reads after 5 s, shorter than
+                # the layer's own 5 s blocking read, which dropped every idle socket with 1011.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "prefix": os.environ.get("CHANNEL_PREFIX", "attune"),
+            },
+        }
+    }
+    # Shared by every process, so the throttles (sessions/throttle.py) count across all of them.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("CHANNEL_PREFIX", "attune"),
         }
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -142,6 +171,25 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Content Security Policy: pages load and run only this site's own files, with no inline script,
+# inline style or eval anywhere (base.html configures htmx to need none of them).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        # 'self' covers this site's WebSocket (ws: and wss:) in CSP Level 3 browsers. Safari
+        # before 16 needs it spelled out: the address phones use is added when it is set.
+        "connect-src": [SELF, *([PUBLIC_URL.replace("http", "ws", 1)] if PUBLIC_URL else [])],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
 # Attune's own settings.
 # How long the participant cookie lives: long enough for a session and a reconnect, no longer.
 ATTUNE_PARTICIPANT_COOKIE = "attune_participant"
@@ -152,6 +200,14 @@ ATTUNE_CRISIS_PHRASES_FILE = os.environ.get(
 )
 # Largest WebSocket message accepted from any client, in bytes.
 ATTUNE_MAX_MESSAGE_BYTES = 4096
+# Messages one socket may send in a number of seconds; twice as many closes it.
+ATTUNE_MESSAGE_RATE = (30, 10.0)
+# Counts and results reach the projector and control view at most this often (seconds), per
+# session and server process; the last change is always pushed.
+ATTUNE_PUSH_INTERVAL = 0.1
+# Seconds after which the sockets of a server process that stopped beating (killed, crashed)
+# no longer count as connected phones (sessions/presence.py).
+ATTUNE_PRESENCE_TIMEOUT = float(os.environ.get("ATTUNE_PRESENCE_TIMEOUT", "30"))
 
 LOGGING = {
     "version": 1,
