@@ -82,55 +82,85 @@ class Result:
 def summarize(activity: Activity, threshold: int) -> Result:
     """The result of `activity`, hidden while fewer than `threshold` people have answered.
 
-    Open text needs at least OPEN_TEXT_MIN_ANSWERS whatever the session's threshold.
+    Open text needs at least OPEN_TEXT_MIN_ANSWERS whatever the session's threshold. The counts
+    come from the activity's tallies (see Tally), kept as answers arrive; answers themselves are
+    read only for the texts: flagged ones, and open text to moderate.
     """
     if activity.kind == Activity.Kind.OPEN_TEXT:
         threshold = max(threshold, OPEN_TEXT_MIN_ANSWERS)
     result = Result(activity=activity, threshold=threshold)
-    values: list[Any] = []
-    answers = activity.answers.all()
-    for answer in answers:
-        if answer.passed:
-            result.passed += 1
-        elif answer.flagged:
-            result.answered += 1
-            value = answer.value
-            result.flagged.append(value if isinstance(value, str) else " ".join(value))
-        else:
-            result.answered += 1
-            values.append(answer.value)
+    tallies = dict(activity.tallies.values_list("key", "count"))
+    result.answered = tallies.get("answered", 0)
+    result.passed = tallies.get("passed", 0)
+    if tallies.get("flagged"):
+        flagged = activity.answers.filter(flagged=True).order_by("pk")
+        result.flagged = sorted(
+            (_as_text(value) for value in flagged.values_list("value", flat=True)),
+            key=str.casefold,
+        )
 
     if activity.is_choice:
-        counts = Counter(index for picked in values for index in picked)
+        picked = _counted(tallies, "option")
         result.bars = [
-            Bar(option, counts[index], _percent(counts[index], result.answered))
+            Bar(option, picked[str(index)], _percent(picked[str(index)], result.answered))
             for index, option in enumerate(activity.options)
         ]
     elif activity.kind == Activity.Kind.SCALE:
-        counts = Counter(values)
+        points = Counter({int(point): count for point, count in _counted(tallies, "point").items()})
         result.bars = [
-            Bar(str(point), counts[point], _percent(counts[point], result.answered))
+            Bar(str(point), points[point], _percent(points[point], result.answered))
             for point in activity.scale_values()
         ]
-        if values:
-            result.mean = round(statistics.fmean(values), 1)
-            result.median = statistics.median(values)
+        if points.total():
+            result.mean = round(statistics.fmean(list(points), weights=list(points.values())), 1)
+            result.median = _median(points)
     elif activity.kind == Activity.Kind.WORD_CLOUD:
-        counts = Counter(word for words in values for word in words)
-        result.words = _sized_words(counts)
+        result.words = _sized_words(_counted(tallies, "word"))
     elif activity.is_open_text:
-        shown = [answer for answer in answers if not answer.passed and not answer.flagged]
+        shown = list(activity.answers.filter(passed=False, flagged=False).order_by("pk"))
         result.to_moderate = [
-            OpenText(answer.pk, answer.value, answer.moderation)
-            for answer in sorted(shown, key=lambda answer: answer.pk)
+            OpenText(answer.pk, answer.value, answer.moderation) for answer in shown
         ]
         result.texts = [
             answer.value
             for answer in sorted(shown, key=_shuffled)
             if answer.moderation == Answer.Moderation.APPROVED
         ]
-    result.flagged.sort(key=str.casefold)
     return result
+
+
+def _counted(tallies: dict[str, int], name: str) -> Counter[str]:
+    """The tallies "<name>:<what>" as counts by what, without those changed back to 0."""
+    prefix = f"{name}:"
+    return Counter(
+        {
+            key.removeprefix(prefix): count
+            for key, count in tallies.items()
+            if key.startswith(prefix) and count
+        }
+    )
+
+
+def _median(counts: Counter[int]) -> float:
+    """statistics.median of the values counted, without listing each one."""
+    total = counts.total()
+
+    def value_at(position: int) -> int:
+        seen = 0
+        for value in sorted(counts):
+            seen += counts[value]
+            if position < seen:
+                return value
+        raise IndexError(position)
+
+    if total % 2:
+        return value_at(total // 2)
+    return (value_at(total // 2 - 1) + value_at(total // 2)) / 2
+
+
+def _as_text(value: Any) -> str:
+    """A flagged answer as the facilitator reads it: open text, or the words of a word cloud."""
+    return value if isinstance(value, str) else " ".join(value)
 
 
 def _shuffled(answer: Answer) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -820,11 +820,44 @@ class Participant(models.Model):
         return receipt.answer if receipt else None
 
     def _store(self, activity: Activity, client_id: str, **fields: Any) -> Answer:
-        answer, _ = Answer.objects.update_or_create(
-            activity=activity, participant=self, defaults={**fields, "client_id": client_id}
+        """Create or overwrite this participant's answer, and count the change in the tallies."""
+        fields["client_id"] = client_id
+        # All or nothing, without a savepoint of its own: the consumer's transaction holds it.
+        with transaction.atomic(savepoint=False):
+            answer = self._answer_for_update(activity)
+            created = False
+            if answer is None:
+                try:
+                    with transaction.atomic():
+                        answer = Answer.objects.create(
+                            activity=activity, participant=self, **fields
+                        )
+                    created = True
+                except IntegrityError:
+                    # Another message from this phone, handled at the same moment, stored
+                    # an answer first: overwrite that one.
+                    answer = self._answer_for_update(activity)
+                    if answer is None:
+                        raise
+            before = [] if created else answer.tally_keys()
+            if not created:
+                for name, value in fields.items():
+                    setattr(answer, name, value)
+                answer.save(update_fields=list(fields))
+            if client_id:
+                self.receipts.create(client_id=client_id, answer=answer)
+            # Last: everyone answering this activity updates the same tally rows, so their
+            # locks are held for as short a time as possible.
+            Tally.objects.count_change(activity.pk, before=before, after=answer.tally_keys())
+        return answer
+
+    def _answer_for_update(self, activity: Activity) -> Answer | None:
+        """This participant's answer to `activity`, locked until the transaction ends."""
+        answer = (
+            Answer.objects.select_for_update().filter(activity=activity, participant=self).first()
         )
-        if client_id:
-            self.receipts.create(client_id=client_id, answer=answer)
+        if answer is not None:
+            answer.activity = activity  # what tally_keys() reads, without a query
         return answer
 
 
@@ -901,6 +934,120 @@ class Answer(models.Model):
 
     def __str__(self) -> str:
         return f"Answer to {self.activity_id}"
+
+    def tally_keys(self) -> list[str]:
+        """The tallies this answer counts in (see Tally)."""
+        return tally_keys(
+            self.activity.kind, passed=self.passed, flagged=self.flagged, value=self.value
+        )
+
+
+def tally_keys(kind: str, *, passed: bool, flagged: bool, value: Any) -> list[str]:
+    """The tallies an answer with these fields counts in, for an activity of this kind.
+
+    A function of the fields alone, so that the data migration that first filled the tallies
+    can use it too.
+    """
+    if passed:
+        return ["passed"]
+    if flagged:
+        # A possible crisis is for the facilitator's eyes only: counted, never charted.
+        return ["answered", "flagged"]
+    keys = ["answered"]
+    if kind in Activity.CHOICE_KINDS:
+        keys += [f"option:{index}" for index in value]
+    elif kind == Activity.Kind.SCALE:
+        keys.append(f"point:{value}")
+    elif kind == Activity.Kind.WORD_CLOUD:
+        keys += [f"word:{word}" for word in value]
+    return keys
+
+
+class TallyManager(models.Manager["Tally"]):
+    # The data migration that filled the tallies rebuilds them with this manager.
+    use_in_migrations = True
+
+    def count_change(self, activity_id: int, *, before: list[str], after: list[str]) -> None:
+        """Count an answer that had the tally keys `before` (none when new) and has `after`.
+
+        One statement, whatever the number of keys, and none when nothing changed (a pass
+        passed again, an answer sent again unchanged).
+        """
+        changes = Counter(after)
+        changes.subtract(before)
+        # Sorted, so that concurrent answers lock the same rows in the same order: on
+        # PostgreSQL they then wait for each other instead of deadlocking.
+        rows = sorted((key, change) for key, change in changes.items() if change)
+        if not rows:
+            return
+        quote = connection.ops.quote_name
+        table = quote(self.model._meta.db_table)
+        activity_column, key_column, count_column = (
+            quote(self.model._meta.get_field(name).column) for name in ("activity", "key", "count")
+        )
+        # INSERT ... ON CONFLICT DO UPDATE: PostgreSQL, and SQLite from 3.24. Only names from
+        # _meta are put in the text; the values are parameters.
+        sql = (
+            f"INSERT INTO {table} ({activity_column}, {key_column}, {count_column}) "  # noqa: S608
+            f"VALUES {', '.join(['(%s, %s, %s)'] * len(rows))} "
+            f"ON CONFLICT ({activity_column}, {key_column}) "
+            f"DO UPDATE SET {count_column} = {table}.{count_column} + excluded.{count_column}"
+        )
+        parameters = [value for key, change in rows for value in (activity_id, key, change)]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, parameters)
+
+    def rebuild(self, activity: Any) -> None:
+        """Count the answers to `activity` again from scratch (an Activity, or the historical
+        one of a migration).
+
+        For a migration or a repair, while no answers arrive: an answer stored during the
+        recount could be counted twice.
+        """
+        counts = Counter(
+            key
+            for passed, flagged, value in activity.answers.values_list("passed", "flagged", "value")
+            for key in tally_keys(activity.kind, passed=passed, flagged=flagged, value=value)
+        )
+        self.filter(activity=activity).delete()
+        self.bulk_create(
+            self.model(activity=activity, key=key, count=count)
+            for key, count in sorted(counts.items())
+        )
+
+
+class Tally(models.Model):
+    """A running count over the answers to one activity, changed as each answer is stored:
+    showing results reads a few tallies instead of recounting every answer.
+
+    The keys:
+
+    - "answered": answers that are not passes, flagged ones included; "passed": passes;
+      "flagged": answers flagged as a possible crisis (sessions/safety.py).
+    - "option:<index>": choice kinds (single and multiple choice, emotion check-in), once for
+      each option picked.
+    - "point:<value>": scale, the point picked.
+    - "word:<word>": word cloud, once for each word.
+
+    A flagged answer counts in "answered" and "flagged" only: what it says is never charted.
+    Open text has only the first three: its texts are read from the answers, for moderation.
+    A tally whose answers changed away stays, at 0.
+    """
+
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="tallies")
+    # "word:" and the longest word a word cloud takes fit with room to spare.
+    key = models.CharField(max_length=100)
+    count = models.IntegerField(default=0)
+
+    objects = TallyManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["activity", "key"], name="one_tally_per_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"
 
 
 class ServerProcessQuerySet(models.QuerySet["ServerProcess"]):
