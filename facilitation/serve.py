@@ -18,6 +18,10 @@ from django.core.exceptions import ImproperlyConfigured
 
 # Every debug line of these two names the client's address ("HTTP GET request for [...]").
 PROTOCOL_LOGGERS = ("daphne.http_protocol", "daphne.ws_protocol")
+# Connections the kernel queues while the server is busy: Twisted's default of 50 drops the
+# rest of a room whose phones all scan the QR code at once, and each drop costs a phone a
+# retransmission of a second or more.
+LISTEN_BACKLOG = 1024
 
 
 class ServerWithoutClientAddresses(Server):
@@ -26,9 +30,17 @@ class ServerWithoutClientAddresses(Server):
         # client's address and user agent; at 1 and below it discards that log. (The asyncio
         # debug mode of verbosity 3 goes too.)
         super().__init__(*args, verbosity=min(verbosity, 1), **kwargs)
+        self.endpoints = [with_backlog(endpoint) for endpoint in self.endpoints]
 
     def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
         super().log_action(protocol, action, {**details, "client": "-"})
+
+
+def with_backlog(endpoint: str) -> str:
+    """A TCP or Unix socket endpoint description with a longer listen queue."""
+    if endpoint.startswith(("tcp:", "unix:")) and "backlog=" not in endpoint:
+        return f"{endpoint}:backlog={LISTEN_BACKLOG}"
+    return endpoint
 
 
 def hide_connection(record: logging.LogRecord) -> bool:

@@ -104,11 +104,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f"test-db-{os.getpid()}.sqlite3")}
     # Several consumers write at once: take the write lock when a transaction starts and wait
     # for it, instead of failing half-way through with "database is locked".
+    # Write-ahead log: readers do not wait for the writer, and a commit costs one sync of the
+    # log instead of several of the database file (each answer is a commit).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_attune_{os.getpid()}"}
+    if DATABASES["default"]["CONN_MAX_AGE"] == 0:
+        # A pool of connections per process: a room joining at once runs many requests in
+        # threads of their own, and one connection each would pass PostgreSQL's limit
+        # (max_connections, 100 by default). Requests wait up to `timeout` for a free one.
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 2,
+            "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "10")),
+            "timeout": 20,
+        }
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
@@ -116,9 +131,19 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # No socket timeout: redis-py 6 and later time out reads after 5 s, shorter than
-                # the layer's own 5 s blocking read, which dropped every idle socket with 1011.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # No socket timeout: redis-py 6 and later time out reads after 5 s,
+                        # shorter than the layer's own 5 s blocking read, which dropped every
+                        # idle socket with 1011.
+                        "socket_timeout": None,
+                        # redis-py's asyncio pool fails at once past 100 connections in use
+                        # (MaxConnectionsError), and a room of sockets connecting together
+                        # each joins a group at the same moment.
+                        "max_connections": 1000,
+                    }
+                ],
                 "prefix": os.environ.get("CHANNEL_PREFIX", "attune"),
             },
         }

@@ -79,8 +79,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         return {}
 
     async def refuse_connection(self, message: str) -> None:
-        # Accept first so the page can show why, then close with a code that stops reconnects.
-        await self.accept()
+        # Accepted already, so the page can show why; closed with a code that stops reconnects.
         await self.send(text_data=live.render_notice(message))
         await self.close(code=CLOSE_NOT_ALLOWED)
 
@@ -160,6 +159,9 @@ class ParticipantConsumer(LiveConsumer):
     connection_id: int | None = None
 
     async def connect(self) -> None:
+        # Accepted before anything else: when a whole room arrives at once, the database work
+        # below queues, and an unaccepted handshake would time out (Daphne allows 5 s).
+        await self.accept()
         code = normalize_join_code(self.scope["url_route"]["kwargs"]["code"])
         token = self.scope.get("cookies", {}).get(settings.ATTUNE_PARTICIPANT_COOKIE)
         participant = await database_sync_to_async(Participant.objects.for_phone)(token, code)
@@ -171,7 +173,6 @@ class ParticipantConsumer(LiveConsumer):
         self.participant_id = participant.pk
         self.session_id = participant.session_id
         await self.join_groups(live.participants_group(self.session_id))
-        await self.accept()
         presence.ensure_heartbeat()
         self.connection_id, html = await database_sync_to_async(_connect_participant)(participant)
         live.results_changed(self.session_id)  # joined and connected counts
@@ -250,6 +251,7 @@ class FacilitatorConsumer(LiveConsumer):
         raise NotImplementedError
 
     async def connect(self) -> None:
+        await self.accept()
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         session = await database_sync_to_async(_owned_session)(self.scope["user"], self.session_id)
         if session is None:
@@ -258,7 +260,6 @@ class FacilitatorConsumer(LiveConsumer):
         await self.join_groups(
             self.group_for(self.session_id), live.sign_in_group(self.scope["session"].session_key)
         )
-        await self.accept()
         await self.send(text_data=await database_sync_to_async(self.render_current)(session))
 
     def render_current(self, session: Session) -> str:

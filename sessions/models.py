@@ -78,13 +78,17 @@ class SessionQuerySet(models.QuerySet["Session"]):
         """The sessions a phone could mean by this code: drafts have no code yet."""
         return self.filter(join_code=code).exclude(status=Session.Status.DRAFT)
 
-    def join_refusal_for_code(self, code: str) -> str | None:
-        """Why a new phone cannot join with this code, or None when it can."""
+    def joining(self, code: str) -> tuple[Session | None, str | None]:
+        """The session a new phone means by this code, and why it cannot join (None: it can)."""
         # "live" sorts after "ended", so a live session wins.
         session = self.with_join_code(code).order_by("-status").first()
         if session is None:
-            return "No session has that code. Check the code on the screen and try again."
-        return session.join_refusal()
+            return None, "No session has that code. Check the code on the screen and try again."
+        return session, session.join_refusal()
+
+    def join_refusal_for_code(self, code: str) -> str | None:
+        """Why a new phone cannot join with this code, or None when it can."""
+        return self.joining(code)[1]
 
 
 class Session(models.Model):
@@ -375,10 +379,12 @@ class Session(models.Model):
         if refusal:
             raise ActionRefused(refusal)
         token = secrets.token_urlsafe(32)
-        taken = set(self.participants.values_list("pseudonym", flat=True))
-        participant = self.participants.create(
-            pseudonym=random_pseudonym(taken), token_hash=hash_token(token)
+        pseudonym = random_pseudonym(
+            lambda names: set(
+                self.participants.filter(pseudonym__in=names).values_list("pseudonym", flat=True)
+            )
         )
+        participant = self.participants.create(pseudonym=pseudonym, token_hash=hash_token(token))
         return participant, token
 
     def joined_count(self) -> int:

@@ -1,6 +1,7 @@
 """Random, friendly pseudonyms such as "Calm Otter": nothing about the person, nothing to guess."""
 
 import secrets
+from collections.abc import Callable
 
 ADJECTIVES = [
     "Calm",
@@ -89,15 +90,20 @@ ANIMALS = [
 ]
 
 
-def random_pseudonym(taken: set[str]) -> str:
-    """A pseudonym not in `taken`; a number is added once the plain names run short."""
-    for _ in range(50):
-        name = f"{secrets.choice(ADJECTIVES)} {secrets.choice(ANIMALS)}"
-        if name not in taken:
-            return name
-    number = 2
+def random_pseudonym(taken_of: Callable[[list[str]], set[str]]) -> str:
+    """A pseudonym that is not taken yet; a number is added once the plain names run short.
+
+    `taken_of(names)` says which of a batch of candidates are taken: a crowded session costs a
+    lookup or two, never a list of every name in it.
+    """
+    number = 1
     while True:
-        name = f"{secrets.choice(ADJECTIVES)} {secrets.choice(ANIMALS)} {number}"
-        if name not in taken:
-            return name
+        suffix = "" if number == 1 else f" {number}"
+        names = [
+            f"{secrets.choice(ADJECTIVES)} {secrets.choice(ANIMALS)}{suffix}" for _ in range(10)
+        ]
+        taken = taken_of(names)
+        for name in names:
+            if name not in taken:
+                return name
         number += 1

@@ -66,11 +66,10 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
 
     if _guessing_codes(request):
         return _refused_join(request, code, TOO_MANY_CODES, status=429)
-    refusal = Session.objects.join_refusal_for_code(code)
-    if refusal is not None:
+    session, refusal = Session.objects.joining(code)
+    if session is None or refusal is not None:
         _count_if_unknown(request, code)
         return _refused_join(request, code, refusal, status=404)
-    session = Session.objects.joinable().get(join_code=code)
     if request.method == "POST":
         try:
             participant, token = session.add_participant()

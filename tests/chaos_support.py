@@ -417,7 +417,7 @@ class PhoneClient(LiveClient):
 
     async def answer(self, choice: str, activity: str | None = None) -> str:
         """Answer the open activity (a newer answer replaces one still waiting)."""
-        activity = activity or self.open_activity()
+        activity = activity or self.activity_on_screen()
         assert activity, f"{self.name} shows no open activity"
         answer = SentAnswer(
             new_client_id(),
@@ -444,6 +444,13 @@ class PhoneClient(LiveClient):
 
     def open_activity(self) -> str | None:
         match = OPEN_ACTIVITY.search(self.stage())
+        return match.group(1) if match else None
+
+    def activity_on_screen(self) -> str | None:
+        """The open activity of the last stage received on any connection: a page keeps
+        showing it while its socket reconnects, and a person can tap an answer meanwhile."""
+        stages = [frame for _number, frame in self.frames if "phone-stage" in frame]
+        match = OPEN_ACTIVITY.search(stages[-1]) if stages else None
         return match.group(1) if match else None
 
     def checked_choices(self) -> list[str]:

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from urllib.request import urlopen
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
@@ -65,6 +66,9 @@ async def fresh_channel_layer():
     await live.pushes_settled()  # a coalesced push still waiting would open a layer of its own
     await layer.flush()
     channel_layers.backends.clear()
+    # The thread that ran the consumers' queries may still hold a connection: an open one
+    # would stop pytest-django from dropping the PostgreSQL test database at the end.
+    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture

@@ -580,3 +580,26 @@ async def test_phones_share_one_rendered_stage_but_one_that_answered_sees_its_ow
     assert "How tired?" in await receive_until(silent, "phone-stage")
     await answered.disconnect()
     await silent.disconnect()
+
+
+@pytest.mark.skipif(
+    "CONFIG" not in settings.CHANNEL_LAYERS["default"], reason="the pitfall is Redis's own"
+)
+async def test_a_room_of_phones_connecting_at_once_all_get_their_stage(live_session):
+    """Each socket joins a group as it connects, and on the Redis layer each join holds one of
+    the layer's Redis connections meanwhile: the pool must not run out (MaxConnectionsError)
+    when a room connects together. (With a pool of 20 this test fails.)"""
+    tokens = [(await database_sync_to_async(live_session.add_participant)())[1] for _ in range(150)]
+
+    async def phone(token: str) -> str:
+        cookie = (b"cookie", f"{settings.ATTUNE_PARTICIPANT_COOKIE}={token}".encode())
+        socket = await open_socket(f"/ws/join/{live_session.join_code}/", cookie)
+        try:
+            return await socket.receive_from(timeout=30)
+        finally:
+            # Time to leave: 150 phones leaving at once queue for the database.
+            await socket.disconnect(timeout=30)
+
+    stages = await asyncio.gather(*(phone(token) for token in tokens))
+
+    assert all('id="phone-stage"' in stage for stage in stages)
