@@ -21,7 +21,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib import auth
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 
 from . import live, presence
 from .models import (
@@ -153,6 +153,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 class ParticipantConsumer(LiveConsumer):
     """A phone. It can answer or pass on the open activity and nothing else."""
 
+    participant: Participant
     participant_id: int
     session_id: int
     # This socket's Connection row: the phone counts as present while it exists.
@@ -170,6 +171,7 @@ class ParticipantConsumer(LiveConsumer):
                 "Your place in this session was not found. Join again with the session code."
             )
             return
+        self.participant = participant
         self.participant_id = participant.pk
         self.session_id = participant.session_id
         await self.join_groups(live.participants_group(self.session_id))
@@ -189,7 +191,7 @@ class ParticipantConsumer(LiveConsumer):
         return {"answer": self.record, "pass": self.record}
 
     async def record(self, message: dict[str, Any]) -> None:
-        html = await database_sync_to_async(_record)(self.participant_id, message)
+        html = await database_sync_to_async(_record)(self.participant, message)
         live.results_changed(self.session_id)
         await self.send(text_data=html)
 
@@ -218,20 +220,26 @@ def _connect_participant(participant: Participant) -> tuple[int, str]:
     return connection.pk, live.render_phone_stage(participant)
 
 
-def _record(participant_id: int, message: dict[str, Any]) -> str:
-    participant = Participant.objects.filter(pk=participant_id).first()
-    if participant is None:
-        raise ActionRefused("Your place in this session was not found. Join again with the code.")
-    with transaction.atomic():
-        if message["action"] == "pass":
-            participant.pass_on(message.get("activity"), message.get("client_id"))
-        else:
-            participant.answer(message.get("activity"), message)
-    # Committed: acknowledge the phone's message, and clear any earlier error.
+def _record(participant: Participant, message: dict[str, Any]) -> str:
+    try:
+        with transaction.atomic():
+            if message["action"] == "pass":
+                answer = participant.pass_on(message.get("activity"), message.get("client_id"))
+            else:
+                answer = participant.answer(message.get("activity"), message)
+    except IntegrityError:
+        if Participant.objects.filter(pk=participant.pk).exists():
+            raise  # a copy of this message stored at the same moment: the phone retries
+        raise ActionRefused(
+            "Your place in this session was not found. Join again with the code."
+        ) from None
+    # Committed: acknowledge the phone's message, and clear any earlier error. A replayed
+    # message's answer may be to an earlier activity: then the stage is read afresh.
+    fresh = answer if answer.activity_id and Answer.activity.is_cached(answer) else None
     return (
         live.render_notice("")
         + live.render_answer_ack(parse_client_id(message.get("client_id")))
-        + live.render_phone_stage(participant)
+        + live.render_phone_stage(participant, fresh)
     )
 
 

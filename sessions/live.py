@@ -8,6 +8,7 @@ client ever sees data that could still roll back.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import weakref
@@ -25,7 +26,7 @@ from django.dispatch import receiver
 from django.template.loader import render_to_string
 
 from .aggregation import Result, profile, summarize
-from .models import Activity, Answer, Participant, Session
+from .models import Activity, Answer, Participant, Session, only_row
 
 logger = logging.getLogger(__name__)
 
@@ -113,14 +114,20 @@ def render_projector_stage(context: dict) -> str:
     return render_to_string("sessions/partials/projector_stage.html", context)
 
 
-def phone_context(participant: Participant) -> dict:
-    session = Session.objects.select_related("current_activity").get(pk=participant.session_id)
-    activity = session.current_activity
-    answer = (
-        Answer.objects.filter(activity=activity, participant=participant).first()
-        if activity
-        else None
-    )
+def phone_context(participant: Participant, stored: Answer | None = None) -> dict:
+    """What a phone shows. `stored`: the answer it just stored to the open activity, which
+    comes with that activity and its session, so nothing needs reading again."""
+    if stored is not None:
+        activity, answer = stored.activity, stored
+        session = activity.session
+    else:
+        session = _load(participant.session_id)
+        activity = session.current_activity
+        answer = (
+            only_row(Answer.objects.filter(activity=activity, participant=participant))
+            if activity
+            else None
+        )
     return {
         "participant": participant,
         "session": session,
@@ -135,8 +142,10 @@ def phone_context(participant: Participant) -> dict:
     }
 
 
-def render_phone_stage(participant: Participant) -> str:
-    return render_to_string("sessions/partials/phone_stage.html", phone_context(participant))
+def render_phone_stage(participant: Participant, stored: Answer | None = None) -> str:
+    return render_to_string(
+        "sessions/partials/phone_stage.html", phone_context(participant, stored)
+    )
 
 
 def render_answer_ack(client_id: str) -> str:
@@ -145,7 +154,15 @@ def render_answer_ack(client_id: str) -> str:
 
 
 def render_notice(message: str, *, level: str = "error") -> str:
+    if not message:
+        return _cleared_notice()
     return render_to_string("sessions/partials/notice.html", {"message": message, "level": level})
+
+
+@functools.cache
+def _cleared_notice() -> str:
+    """Sent with most pushes, so rendered once."""
+    return render_to_string("sessions/partials/notice.html", {"message": "", "level": "error"})
 
 
 def _send(group: str, message: dict) -> None:

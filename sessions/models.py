@@ -728,12 +728,11 @@ class ParticipantQuerySet(models.QuerySet["Participant"]):
 
     def for_phone(self, token: str | None, join_code: str) -> Participant | None:
         """The participant a phone's cookie stands for in the session with this code."""
-        return (
+        return only_row(
             self.for_token(token)
             .filter(session__join_code=join_code)
             .exclude(session__status=Session.Status.DRAFT)
             .select_related("session")
-            .first()
         )
 
 
@@ -764,13 +763,14 @@ class Participant(models.Model):
 
     def _open_activity(self, activity_id: Any) -> Activity:
         session = Session.objects.select_related("current_activity").get(pk=self.session_id)
-        activity = Activity.objects.filter(pk=parse_id(activity_id)).first()
-        if activity is None or activity.session_id != session.pk:
-            raise ActionRefused("That activity is not part of this session.")
+        activity = session.current_activity
+        if activity is None or activity.pk != parse_id(activity_id):
+            if not session.activities.filter(pk=parse_id(activity_id)).exists():
+                raise ActionRefused("That activity is not part of this session.")
+            if session.is_live:
+                raise ActionRefused("That activity is closed; your answer was not saved.")
         if not session.is_live:
             raise ActionRefused("This session has ended; answers are closed.")
-        if session.current_activity_id != activity.pk:
-            raise ActionRefused("That activity is closed; your answer was not saved.")
         if not activity.takes_answers:
             raise ActionRefused("This step does not take answers.")
         if session.answers_locked:
@@ -822,7 +822,7 @@ class Participant(models.Model):
         """The answer an earlier copy of this message stored, if it was stored."""
         if not client_id:
             return None
-        receipt = self.receipts.filter(client_id=client_id).select_related("answer").first()
+        receipt = only_row(self.receipts.filter(client_id=client_id).select_related("answer"))
         return receipt.answer if receipt else None
 
     def _store(self, activity: Activity, client_id: str, **fields: Any) -> Answer:
@@ -859,8 +859,8 @@ class Participant(models.Model):
 
     def _answer_for_update(self, activity: Activity) -> Answer | None:
         """This participant's answer to `activity`, locked until the transaction ends."""
-        answer = (
-            Answer.objects.select_for_update().filter(activity=activity, participant=self).first()
+        answer = only_row(
+            Answer.objects.select_for_update().filter(activity=activity, participant=self)
         )
         if answer is not None:
             answer.activity = activity  # what tally_keys() reads, without a query
@@ -887,6 +887,14 @@ def _needs_care(value: Any) -> bool:
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return needs_care(" ".join(value))
     return False
+
+
+def only_row(queryset: models.QuerySet[Any]) -> Any:
+    """The row of a lookup that matches at most one (a unique key), or None.
+
+    Unlike first(), no ORDER BY: on the answer path, compiling it costs more than the query.
+    """
+    return next(iter(queryset[:1]), None)
 
 
 def parse_client_id(value: Any) -> str:

@@ -276,6 +276,20 @@ async def test_answers_that_cannot_be_taken_get_a_clear_error_and_store_nothing(
     await phone.disconnect()
 
 
+async def test_a_phone_whose_place_was_removed_is_told_and_nothing_is_stored(
+    live_session, choice_activity
+):
+    await open_activity(live_session, choice_activity)
+    phone, _ = await join(live_session)
+    await database_sync_to_async(live_session.participants.all().delete)()
+
+    await send(phone, action="answer", activity=choice_activity.pk, choice="0", client_id="phone-answer-1")
+
+    assert "Your place in this session was not found" in await phone.receive_from()
+    assert await stored_answers(choice_activity) == []
+    await phone.disconnect()
+
+
 async def test_a_good_answer_clears_the_error_shown_before_it(live_session, choice_activity):
     await open_activity(live_session, choice_activity)
     phone, _ = await join(live_session)
