@@ -23,7 +23,7 @@ from django.conf import settings
 from django.contrib import auth
 from django.db import DatabaseError, IntegrityError, transaction
 
-from . import live, presence
+from . import batches, live, presence
 from .models import (
     ActionRefused,
     Answer,
@@ -191,7 +191,17 @@ class ParticipantConsumer(LiveConsumer):
         return {"answer": self.record, "pass": self.record}
 
     async def record(self, message: dict[str, Any]) -> None:
-        html = await database_sync_to_async(_record)(self.participant, message)
+        try:
+            html = await batches.store(
+                lambda: _store(self.participant, message),
+                lambda answer: _acknowledge(self.participant, message, answer),
+            )
+        except IntegrityError:
+            if await database_sync_to_async(self.participant.is_still_here)():
+                raise  # a copy of this message stored at the same moment: the phone retries
+            raise ActionRefused(
+                "Your place in this session was not found. Join again with the code."
+            ) from None
         live.results_changed(self.session_id)
         await self.send(text_data=html)
 
@@ -220,22 +230,17 @@ def _connect_participant(participant: Participant) -> tuple[int, str]:
     return connection.pk, live.render_phone_stage(participant)
 
 
-def _record(participant: Participant, message: dict[str, Any]) -> str:
-    try:
-        with transaction.atomic():
-            if message["action"] == "pass":
-                answer = participant.pass_on(message.get("activity"), message.get("client_id"))
-            else:
-                answer = participant.answer(message.get("activity"), message)
-    except IntegrityError:
-        if Participant.objects.filter(pk=participant.pk).exists():
-            raise  # a copy of this message stored at the same moment: the phone retries
-        raise ActionRefused(
-            "Your place in this session was not found. Join again with the code."
-        ) from None
-    # Committed: acknowledge the phone's message, and clear any earlier error. A replayed
-    # message's answer may be to an earlier activity: then the stage is read afresh.
-    fresh = answer if answer.activity_id and Answer.activity.is_cached(answer) else None
+def _store(participant: Participant, message: dict[str, Any]) -> Answer:
+    """In the batch's transaction (sessions/batches.py)."""
+    if message["action"] == "pass":
+        return participant.pass_on(message.get("activity"), message.get("client_id"))
+    return participant.answer(message.get("activity"), message)
+
+
+def _acknowledge(participant: Participant, message: dict[str, Any], answer: Answer) -> str:
+    """Committed: acknowledge the phone's message, and clear any earlier error. A replayed
+    message's answer may be to an earlier activity: then the stage is read afresh."""
+    fresh = answer if Answer.activity.is_cached(answer) else None
     return (
         live.render_notice("")
         + live.render_answer_ack(parse_client_id(message.get("client_id")))

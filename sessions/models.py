@@ -757,6 +757,10 @@ class Participant(models.Model):
         ServerProcess.objects.get_or_create(pk=server_id, defaults={"beat_at": timezone.now()})
         return self.connections.create(server_id=server_id)
 
+    def is_still_here(self) -> bool:
+        """Not removed since this object was loaded (with its session, say)."""
+        return Participant.objects.filter(pk=self.pk).exists()
+
     @property
     def is_present(self) -> bool:
         return Participant.objects.present().filter(pk=self.pk).exists()

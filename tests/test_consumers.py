@@ -276,6 +276,40 @@ async def test_answers_that_cannot_be_taken_get_a_clear_error_and_store_nothing(
     await phone.disconnect()
 
 
+async def test_a_room_answering_at_once_is_stored_together_and_one_bad_answer_costs_no_other(
+    live_session, choice_activity
+):
+    """Answers that arrive together share one transaction (sessions/batches.py): a refused
+    answer, or a phone whose place is gone (its answer fails only at the commit), is told so,
+    and every other answer is stored and acknowledged."""
+    await open_activity(live_session, choice_activity)
+    phones = [(await join(live_session))[0] for _ in range(8)]
+    removed = await database_sync_to_async(lambda: live_session.participants.last())()
+    await database_sync_to_async(removed.delete)()
+    choices = ["0", "1", "2", "0", "1", "7", "0", "2"]  # "7" is not an option; the last is gone
+
+    async def answer(phone, index: int) -> str:
+        await send(
+            phone,
+            action="answer",
+            activity=choice_activity.pk,
+            choice=choices[index],
+            client_id=f"room-answer-{index}",
+        )
+        return await phone.receive_from(timeout=5)
+
+    frames = await asyncio.gather(*(answer(phone, index) for index, phone in enumerate(phones)))
+
+    for index in (0, 1, 2, 3, 4, 6):
+        assert f'data-ack="room-answer-{index}"' in frames[index], frames[index]
+    assert "not one of the options" in frames[5]
+    assert "Your place in this session was not found" in frames[7]
+    stored = await stored_answers(choice_activity)
+    assert sorted(answer.value[0] for answer in stored) == [0, 0, 0, 1, 1, 2]
+    for phone in phones:
+        await phone.disconnect()
+
+
 async def test_a_phone_whose_place_was_removed_is_told_and_nothing_is_stored(
     live_session, choice_activity
 ):
@@ -283,7 +317,9 @@ async def test_a_phone_whose_place_was_removed_is_told_and_nothing_is_stored(
     phone, _ = await join(live_session)
     await database_sync_to_async(live_session.participants.all().delete)()
 
-    await send(phone, action="answer", activity=choice_activity.pk, choice="0", client_id="phone-answer-1")
+    await send(
+        phone, action="answer", activity=choice_activity.pk, choice="0", client_id="phone-answer-1"
+    )
 
     assert "Your place in this session was not found" in await phone.receive_from()
     assert await stored_answers(choice_activity) == []
