@@ -28,7 +28,7 @@ from tests.conftest import ARTIFACTS, _database_url, add_activity
 
 REAL_SERVICES = (
     settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-    and settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    and settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis.")
 )
 
 pytestmark = [
