@@ -33,6 +33,12 @@ if "CONFIG" in django_settings.CHANNEL_LAYERS["default"]:
     django_settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = TEST_CHANNEL_PREFIX
 
 
+# PostgreSQL and Redis, which the chaos and several-process tests need.
+POSTGRESQL = django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+REDIS_LAYER = django_settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis.")
+REAL_SERVICES = POSTGRESQL and REDIS_LAYER
+
+
 @pytest.fixture(autouse=True)
 def own_cache(settings):
     """Each test counts its throttles from zero, in a cache of its own.

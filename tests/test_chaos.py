@@ -32,12 +32,7 @@ from tests.chaos_support import (
     eventually,
     free_port,
 )
-from tests.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _database_url
-
-REAL_SERVICES = (
-    settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-    and settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis.")
-)
+from tests.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, REAL_SERVICES, _database_url
 
 pytestmark = [
     pytest.mark.chaos,

@@ -24,12 +24,7 @@ from django.test import Client
 
 from sessions.models import Activity, Session
 from tests.chaos_support import Clients, LiveClient, Server, eventually, free_port
-from tests.conftest import ARTIFACTS, _database_url, add_activity
-
-REAL_SERVICES = (
-    settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-    and settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis.")
-)
+from tests.conftest import ARTIFACTS, REAL_SERVICES, _database_url, add_activity
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
