@@ -728,6 +728,8 @@ class ParticipantQuerySet(models.QuerySet["Participant"]):
 
     def for_phone(self, token: str | None, join_code: str) -> Participant | None:
         """The participant a phone's cookie stands for in the session with this code."""
+        if not token:
+            return None  # a phone that has not joined yet: not even a query to build
         return only_row(
             self.for_token(token)
             .filter(session__join_code=join_code)
