@@ -18,6 +18,7 @@ from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.db import connections
+from django.test import Client
 
 from sessions import live
 from sessions.models import Activity, Participant, Session
@@ -80,6 +81,15 @@ async def fresh_channel_layer():
 @pytest.fixture
 def facilitator(db) -> User:
     return User.objects.create_user("alice", password="alice-password")
+
+
+@pytest.fixture
+def facilitator_cookie(facilitator) -> str:
+    """The facilitator's signed-in Django session, for server processes' projector and control
+    view."""
+    client = Client()
+    client.force_login(facilitator)
+    return client.cookies[django_settings.SESSION_COOKIE_NAME].value
 
 
 @pytest.fixture

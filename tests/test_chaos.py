@@ -19,7 +19,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connections
-from django.test import Client, override_settings
+from django.test import override_settings
 
 from sessions.models import Activity, Answer, Connection, ServerProcess, Session
 from tests.chaos_support import (
@@ -45,14 +45,6 @@ pytestmark = [
 
 
 # Fixtures and helpers ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def facilitator_cookie(facilitator) -> str:
-    """The facilitator's signed-in Django session, for the projector and the control view."""
-    client = Client()
-    client.force_login(facilitator)
-    return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
 @pytest.fixture
@@ -143,6 +135,27 @@ def view_url(server: Server, session: Session, view: str) -> str:
     return f"{server.ws_url}/ws/sessions/{session.pk}/{view}/"
 
 
+def facilitator_views(
+    clients: Clients, server: Server, session: Session, cookie: str
+) -> tuple[ViewClient, ViewClient]:
+    """The control view and the projector of `session`, both on `server`."""
+    control, projector = (
+        clients.view(view, [view_url(server, session, view)], cookie)
+        for view in ("control", "projector")
+    )
+    return control, projector
+
+
+def phones_of(
+    clients: Clients, participants: list[tuple[int, str]], urls: Callable[[int], list[str]]
+) -> list[PhoneClient]:
+    """A phone for each participant; `urls(index)`: the servers it tries, in order."""
+    return [
+        clients.phone(f"phone-{index}", urls(index), token)
+        for index, (_participant_id, token) in enumerate(participants)
+    ]
+
+
 async def until(condition: Callable[[], bool], timeout: float, what: str, *clients_seen) -> None:
     if not await eventually(condition, timeout):
         stories = "\n".join(client.report() for client in clients_seen)
@@ -217,16 +230,8 @@ async def test_answers_survive_a_redis_outage_and_the_projector_catches_up(
     server = servers("redis-outage", redis_url=redis_proxy.url_for(settings.REDIS_URL))
     await asyncio.to_thread(server.start)
     participants = await database_sync_to_async(add_phones)(live_session, 10)
-    control = clients.view(
-        "control", [view_url(server, live_session, "control")], facilitator_cookie
-    )
-    projector = clients.view(
-        "projector", [view_url(server, live_session, "projector")], facilitator_cookie
-    )
-    phones = [
-        clients.phone(f"phone-{index}", [phone_url(server, live_session)], token)
-        for index, (_participant_id, token) in enumerate(participants)
-    ]
+    control, projector = facilitator_views(clients, server, live_session, facilitator_cookie)
+    phones = phones_of(clients, participants, lambda _index: [phone_url(server, live_session)])
     await open_for_everyone(control, choice_activity, phones)
 
     # Six phones answer while all is well.
@@ -274,16 +279,8 @@ async def test_phones_move_to_the_surviving_server_when_one_is_killed(
     participants = await database_sync_to_async(add_phones)(live_session, 10)
     both = [phone_url(doomed, live_session), phone_url(survivor, live_session)]
     # Half the phones start on each server; each moves to the other one when its server fails.
-    phones = [
-        clients.phone(f"phone-{index}", both if index % 2 == 0 else both[::-1], token)
-        for index, (_participant_id, token) in enumerate(participants)
-    ]
-    control = clients.view(
-        "control", [view_url(survivor, live_session, "control")], facilitator_cookie
-    )
-    projector = clients.view(
-        "projector", [view_url(survivor, live_session, "projector")], facilitator_cookie
-    )
+    phones = phones_of(clients, participants, lambda index: both if index % 2 == 0 else both[::-1])
+    control, projector = facilitator_views(clients, survivor, live_session, facilitator_cookie)
     await open_for_everyone(control, choice_activity, phones)
 
     for phone in phones[:5]:
@@ -327,16 +324,8 @@ async def test_phones_and_the_projector_resync_after_a_server_restart(
     server = servers("restart")
     await asyncio.to_thread(server.start)
     participants = await database_sync_to_async(add_phones)(live_session, 6)
-    control = clients.view(
-        "control", [view_url(server, live_session, "control")], facilitator_cookie
-    )
-    projector = clients.view(
-        "projector", [view_url(server, live_session, "projector")], facilitator_cookie
-    )
-    phones = [
-        clients.phone(f"phone-{index}", [phone_url(server, live_session)], token)
-        for index, (_participant_id, token) in enumerate(participants)
-    ]
+    control, projector = facilitator_views(clients, server, live_session, facilitator_cookie)
+    phones = phones_of(clients, participants, lambda _index: [phone_url(server, live_session)])
     await open_for_everyone(control, choice_activity, phones)
     for index, phone in enumerate(phones[:5]):
         await phone.answer(str(index % 3))

@@ -20,7 +20,6 @@ from urllib.request import HTTPCookieProcessor, ProxyHandler, build_opener
 import pytest
 from django.conf import settings
 from django.db import connections
-from django.test import Client
 
 from sessions.models import Activity, Session
 from tests.chaos_support import Clients, LiveClient, Server, eventually, free_port
@@ -74,13 +73,6 @@ async def clients(request, two_servers) -> AsyncIterator[Clients]:
         await asyncio.sleep(0.5)
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / f"{request.node.name}-clients.log").write_text(opened.report())
-
-
-@pytest.fixture
-def facilitator_cookie(facilitator) -> str:
-    client = Client()
-    client.force_login(facilitator)
-    return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
 @pytest.fixture
