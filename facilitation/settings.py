@@ -225,6 +225,9 @@ CONTENT_SECURITY_POLICY = {
 # How long the participant cookie lives: long enough for a session and a reconnect, no longer.
 ATTUNE_PARTICIPANT_COOKIE = "attune_participant"
 ATTUNE_PARTICIPANT_COOKIE_AGE = 12 * 60 * 60
+# Kept only by phones that chose to keep their nickname across a group's sessions.
+ATTUNE_MEMBER_COOKIE = "attune_member"
+ATTUNE_MEMBER_COOKIE_AGE = 365 * 24 * 60 * 60
 # Phrases that flag an open answer to the facilitator (sessions/safety.py).
 ATTUNE_CRISIS_PHRASES_FILE = os.environ.get(
     "ATTUNE_CRISIS_PHRASES_FILE", str(BASE_DIR / "sessions" / "exercises" / "crisis_phrases.txt")
@@ -245,4 +248,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # WeasyPrint reports each step of every PDF at INFO.
+    "loggers": {"weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
 }

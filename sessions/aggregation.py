@@ -55,6 +55,7 @@ class Result:
     bars: list[Bar] = field(default_factory=list)
     mean: float | None = None
     median: float | None = None
+    spread: float | None = None  # standard deviation of a scale's answers
     words: list[Word] = field(default_factory=list)
     # Approved open texts, without pseudonyms and shuffled: neither who wrote one nor when
     # may show.
@@ -112,8 +113,11 @@ def summarize(activity: Activity, threshold: int) -> Result:
             for point in activity.scale_values()
         ]
         if points.total():
-            result.mean = round(statistics.fmean(list(points), weights=list(points.values())), 1)
+            mean = statistics.fmean(list(points), weights=list(points.values()))
+            result.mean = round(mean, 1)
             result.median = _median(points)
+            variance = sum(count * (point - mean) ** 2 for point, count in points.items())
+            result.spread = round((variance / points.total()) ** 0.5, 1)
     elif activity.kind == Activity.Kind.WORD_CLOUD:
         result.words = _sized_words(_counted(tallies, "word"))
     elif activity.is_open_text:

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 CLOSE_SIGNED_OUT = 4401
 CLOSE_NOT_ALLOWED = 4403
 CLOSE_TOO_MANY_MESSAGES = 4429
+CLOSE_SESSION_DELETED = 4410
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -149,6 +150,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def html_push(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["html"])
 
+    async def session_deleted(self, event: dict[str, Any]) -> None:
+        await self.send_error("This session was deleted by its facilitator.")
+        await self.close(code=CLOSE_SESSION_DELETED)
+
 
 class ParticipantConsumer(LiveConsumer):
     """A phone. It can answer or pass on the open activity and nothing else."""
@@ -188,7 +193,7 @@ class ParticipantConsumer(LiveConsumer):
         await super().disconnect(code)
 
     def handlers(self) -> dict[str, Handler]:
-        return {"answer": self.record, "pass": self.record}
+        return {"answer": self.record, "pass": self.record, "withdraw": self.withdraw}
 
     async def record(self, message: dict[str, Any]) -> None:
         try:
@@ -202,6 +207,11 @@ class ParticipantConsumer(LiveConsumer):
             raise ActionRefused(
                 "Your place in this session was not found. Join again with the code."
             ) from None
+        live.results_changed(self.session_id)
+        await self.send(text_data=html)
+
+    async def withdraw(self, message: dict[str, Any]) -> None:
+        html = await database_sync_to_async(_withdraw)(self.participant)
         live.results_changed(self.session_id)
         await self.send(text_data=html)
 
@@ -246,6 +256,17 @@ def _acknowledge(participant: Participant, message: dict[str, Any], answer: Answ
         + live.render_answer_ack(parse_client_id(message.get("client_id")))
         + live.render_phone_stage(participant, fresh)
     )
+
+
+def _withdraw(participant: Participant) -> str:
+    withdrawn = participant.withdraw()
+    message = (
+        f"Done: {len(withdrawn)} answer{'s' * (len(withdrawn) != 1)} deleted "
+        "and taken out of the results."
+        if withdrawn
+        else "You had no answers in this session, so there was nothing to delete."
+    )
+    return live.render_notice(message, level="info") + live.render_phone_stage(participant)
 
 
 def _render_phone(participant_id: int) -> str | None:

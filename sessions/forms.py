@@ -7,7 +7,14 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
 from . import throttle
-from .models import DEFAULT_FEELINGS, Activity, Session, normalize_join_code
+from .models import (
+    DEFAULT_FEELINGS,
+    Activity,
+    FacilitatorSettings,
+    Group,
+    Session,
+    normalize_join_code,
+)
 
 MAX_OPTIONS = 12
 OPTION_MAX_LENGTH = 120
@@ -55,8 +62,16 @@ class PlanForm(forms.Form):
 class SessionForm(forms.ModelForm):
     class Meta:
         model = Session
-        fields = ["title", "anonymity_threshold", "auto_approve"]
+        fields = ["title", "anonymity_threshold", "auto_approve", "group", "retention_days"]
         labels = {"anonymity_threshold": "Show results after this many answers"}
+        help_texts = {"group": "A recurring group compares its sessions over time."}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Only the facilitator's own groups.
+        self.fields["group"].queryset = Group.objects.filter(
+            facilitator_id=self.instance.facilitator_id
+        )
 
     def clean_anonymity_threshold(self) -> int:
         threshold = self.cleaned_data["anonymity_threshold"]
@@ -68,6 +83,25 @@ class SessionForm(forms.ModelForm):
                 f"on the promise that nothing shows before {promised} answers."
             )
         return threshold
+
+
+class FacilitatorSettingsForm(forms.ModelForm):
+    class Meta:
+        model = FacilitatorSettings
+        fields = ["retention_days"]
+
+
+class GroupForm(forms.ModelForm):
+    class Meta:
+        model = Group
+        fields = ["name", "keep_pseudonyms"]
+
+
+class NotesForm(forms.ModelForm):
+    class Meta:
+        model = Session
+        fields = ["notes"]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 4})}
 
 
 class ActivityForm(forms.ModelForm):

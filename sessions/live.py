@@ -251,6 +251,17 @@ async def pushes_settled() -> None:
         await asyncio.sleep(0.01)
 
 
+def close_session(session_id: int) -> None:
+    """The session was deleted: every socket open on it closes and leaves its groups, so that
+    nothing of the session stays in the channel layer."""
+    for group in (
+        control_group(session_id),
+        projector_group(session_id),
+        participants_group(session_id),
+    ):
+        _send(group, {"type": "session.deleted"})
+
+
 def results_changed(session_id: int) -> None:
     """From a consumer, after commit: the counts or results changed (coalesced push)."""
     loop = asyncio.get_running_loop()

@@ -67,6 +67,118 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class FacilitatorSettings(models.Model):
+    """A facilitator's defaults for new sessions."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attune_settings"
+    )
+    retention_days = models.PositiveSmallIntegerField(
+        "Delete raw answers after (days)",
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Days after a session ends. Only the counts that met the anonymity threshold "
+        "are kept after that.",
+    )
+
+    class Meta:
+        verbose_name_plural = "facilitator settings"
+
+    def __str__(self) -> str:
+        return f"Settings of {self.user}"
+
+    @classmethod
+    def of(cls, user: Any) -> FacilitatorSettings:
+        return cls.objects.get_or_create(user=user)[0]
+
+
+def forget_sign_ins(user: Any) -> None:
+    """Delete every stored sign-in of `user` (Django's database sessions), as when an account
+    is deleted: nothing of it may stay behind."""
+    from django.contrib.sessions.models import Session as SignIn
+
+    for sign_in in SignIn.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if sign_in.get_decoded().get("_auth_user_id") == str(user.pk):
+            sign_in.delete()
+
+
+class Group(models.Model):
+    """A recurring group, such as a weekly circle: its sessions are compared over time."""
+
+    facilitator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attune_groups"
+    )
+    name = models.CharField(max_length=120)
+    keep_pseudonyms = models.BooleanField(
+        "Phones may keep their nickname across this group's sessions",
+        default=False,
+        help_text="Each participant chooses on their phone. They then see their own check-in "
+        "trend there; you still see only group figures.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def sessions_in_order(self) -> list[Session]:
+        return list(self.sessions.exclude(status=Session.Status.DRAFT).order_by("started_at"))
+
+
+class Member(models.Model):
+    """A phone that chose to keep its nickname across the sessions of one group.
+
+    Like a participant it is only a pseudonym and the hash of a cookie token.
+    """
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="members")
+    pseudonym = models.CharField(max_length=60)
+    token_hash = models.CharField(max_length=64, unique=True)
+
+    def __str__(self) -> str:
+        return self.pseudonym
+
+    @classmethod
+    def for_phone(cls, token: str | None, group: Group) -> Member | None:
+        if not token or not group.keep_pseudonyms:
+            return None
+        return only_row(cls.objects.filter(token_hash=hash_token(token), group=group))
+
+    @classmethod
+    def enrol(cls, participant: Participant) -> tuple[Member, str]:
+        """Let this phone keep `participant`'s nickname in the group's next sessions."""
+        token = secrets.token_urlsafe(32)
+        member = cls.objects.create(
+            group=participant.session.group,
+            pseudonym=participant.pseudonym,
+            token_hash=hash_token(token),
+        )
+        participant.member = member
+        participant.save(update_fields=["member"])
+        return member, token
+
+    def own_trend(self) -> list[tuple[Session, list[Answer]]]:
+        """This phone's own answers to the group's repeated scales (check-in and check-out),
+        session by session: for its owner's eyes only, on their phone."""
+        answers = (
+            Answer.objects.filter(
+                participant__member=self,
+                passed=False,
+                activity__kind=Activity.Kind.SCALE,
+            )
+            .exclude(activity__measure="")
+            .select_related("activity__session")
+            .order_by("activity__session__started_at", "activity__position")
+        )
+        by_session: dict[int, tuple[Session, list[Answer]]] = {}
+        for answer in answers:
+            session = answer.activity.session
+            by_session.setdefault(session.pk, (session, []))[1].append(answer)
+        return list(by_session.values())
+
+
 class SessionQuerySet(models.QuerySet["Session"]):
     def owned_by(self, user: Any) -> SessionQuerySet:
         return self.filter(facilitator=user)
@@ -129,6 +241,24 @@ class Session(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
 
+    # Reviewing afterwards.
+    group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
+    )
+    notes = models.TextField("Private notes", blank=True, max_length=20000)
+    retention_days = models.PositiveSmallIntegerField(
+        "Delete raw answers after (days)",
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Days after the session ends. Only the counts that met the anonymity "
+        "threshold are kept after that.",
+    )
+    # Set when the retention rule deleted the raw answers (see apply_retention).
+    answers_deleted_at = models.DateTimeField(null=True, blank=True)
+    # Attendance, counted while live: kept when the participants are deleted.
+    joined_total = models.PositiveIntegerField(default=0)
+    peak_present = models.PositiveIntegerField(default=0)
+
     objects = SessionQuerySet.as_manager()
 
     class Meta:
@@ -141,6 +271,14 @@ class Session(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding and self.facilitator_id:
+            # A new session keeps its raw answers as long as its facilitator chose by default.
+            settings_row = FacilitatorSettings.objects.filter(user_id=self.facilitator_id).first()
+            if settings_row:
+                self.retention_days = settings_row.retention_days
+        super().save(*args, **kwargs)
 
     @property
     def is_live(self) -> bool:
@@ -180,23 +318,35 @@ class Session(models.Model):
     def end(self) -> None:
         if not self.is_live:
             return
+        self._clock_out()
         self.status = self.Status.ENDED
         self.ended_at = timezone.now()
         self.current_activity = None
+        self.joined_total = self.participants.count()
         self._set_timer(None)
         self.save(
             update_fields=[
                 "status",
                 "ended_at",
+                "joined_total",
                 "current_activity",
                 "timer_ends_at",
                 "timer_paused_seconds",
             ]
         )
 
+    def _clock_out(self) -> None:
+        """Add the time the open activity has been open to its actual time."""
+        if self.current_activity_id and self.activity_opened_at:
+            seconds = round((timezone.now() - self.activity_opened_at).total_seconds())
+            Activity.objects.filter(pk=self.current_activity_id).update(
+                actual_seconds=models.F("actual_seconds") + max(0, seconds)
+            )
+
     def open_activity(self, activity: Activity) -> None:
         if activity.session_id != self.pk:
             raise ActionRefused("That activity belongs to another session.")
+        self._clock_out()
         self.current_activity = activity
         self.results_visible = not activity.private_results
         self.answers_locked = False
@@ -214,6 +364,7 @@ class Session(models.Model):
         )
 
     def close_activity(self) -> None:
+        self._clock_out()
         self.current_activity = None
         self._set_timer(None)
         self.save(update_fields=["current_activity", "timer_ends_at", "timer_paused_seconds"])
@@ -373,25 +524,71 @@ class Session(models.Model):
             return "This session is not taking new participants right now."
         return None
 
-    def add_participant(self) -> tuple[Participant, str]:
-        """A new anonymous participant and the secret token their phone keeps in a cookie."""
+    def add_participant(self, member: Member | None = None) -> tuple[Participant, str]:
+        """A new anonymous participant and the secret token their phone keeps in a cookie.
+
+        A `member` of the session's group keeps its nickname, unless someone here has it already.
+        """
         refusal = self.join_refusal()
         if refusal:
             raise ActionRefused(refusal)
         token = secrets.token_urlsafe(32)
-        pseudonym = random_pseudonym(
-            lambda names: set(
+
+        def taken_of(names: list[str]) -> set[str]:
+            return set(
                 self.participants.filter(pseudonym__in=names).values_list("pseudonym", flat=True)
             )
+
+        if member is not None and not taken_of([member.pseudonym]):
+            pseudonym = member.pseudonym
+        else:
+            pseudonym = random_pseudonym(taken_of)
+        participant = self.participants.create(
+            pseudonym=pseudonym, token_hash=hash_token(token), member=member
         )
-        participant = self.participants.create(pseudonym=pseudonym, token_hash=hash_token(token))
         return participant, token
 
+    # Retention ---------------------------------------------------------------------------
+
+    def retention_due(self, now: Any = None) -> bool:
+        """Ended at least `retention_days` ago, and its raw answers not deleted yet."""
+        if not self.is_ended or self.answers_deleted_at or self.ended_at is None:
+            return False
+        return self.ended_at + timedelta(days=self.retention_days) <= (now or timezone.now())
+
+    def delete_raw_answers(self, now: Any = None) -> None:
+        """Delete the answers and the participants; keep the counts of each activity that met
+        the anonymity threshold, and nothing of those that did not."""
+        from .aggregation import summarize  # the aggregation reads these models
+
+        with transaction.atomic():
+            session = Session.objects.select_for_update().get(pk=self.pk)
+            if session.answers_deleted_at:
+                return
+            for activity in session.activities.all():
+                if activity.takes_answers and summarize(activity, self.anonymity_threshold).hidden:
+                    activity.tallies.all().delete()
+            Answer.objects.filter(activity__session=session).delete()
+            joined = session.participants.count()
+            session.participants.all().delete()  # with their receipts, pairs and connections
+            self.joined_total = max(session.joined_total, joined)
+            self.answers_deleted_at = now or timezone.now()
+            self.save(update_fields=["joined_total", "answers_deleted_at"])
+
     def joined_count(self) -> int:
+        if self.answers_deleted_at:
+            return self.joined_total  # the participants were deleted with the answers
         return self.participants.count()
 
     def present_count(self) -> int:
-        return self.participants.present().count()
+        """The phones connected now; the peak of the session is kept as it grows."""
+        present = self.participants.present().count()
+        if present > self.peak_present:
+            Session.objects.filter(pk=self.pk, peak_present__lt=present).update(
+                peak_present=present
+            )
+            self.peak_present = present
+        return present
 
 
 class Activity(models.Model):
@@ -453,6 +650,8 @@ class Activity(models.Model):
     cards_drawn = models.JSONField(default=list, blank=True)
     # A scale asked again later carries the same name, so before and after can be compared.
     measure = models.SlugField(max_length=40, blank=True)
+    # How long the activity was open in the session, added up each time it closes.
+    actual_seconds = models.PositiveIntegerField(default=0)
     private_results = models.BooleanField(
         default=False, help_text="Results are never shown on the projector."
     )
@@ -745,6 +944,10 @@ class Participant(models.Model):
     pseudonym = models.CharField(max_length=60)
     token_hash = models.CharField(max_length=64, unique=True)
     joined_at = models.DateTimeField(auto_now_add=True)
+    # Set when the phone chose to keep its nickname across the sessions of the group.
+    member = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="participants"
+    )
 
     objects = ParticipantQuerySet.as_manager()
 
@@ -823,6 +1026,18 @@ class Participant(models.Model):
             flagged=False,
             moderation=Answer.Moderation.PENDING,
         )
+
+    def withdraw(self) -> list[int]:
+        """Delete all of this participant's answers and take them out of the counts.
+
+        Returns the ids of the activities whose results changed.
+        """
+        with transaction.atomic():
+            answers = list(self.answers.select_for_update().select_related("activity"))
+            for answer in sorted(answers, key=lambda answer: answer.activity_id):
+                Tally.objects.count_change(answer.activity_id, before=answer.tally_keys(), after=[])
+            self.answers.all().delete()  # and their receipts
+        return sorted({answer.activity_id for answer in answers})
 
     def _replayed(self, client_id: str) -> Answer | None:
         """The answer an earlier copy of this message stored, if it was stored."""

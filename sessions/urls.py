@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import export_views, group_views, views
 
 urlpatterns = [
     path("", views.join, name="home"),
@@ -46,4 +46,33 @@ urlpatterns = [
     path("sessions/<int:session_id>/projector/", views.session_projector, name="session_projector"),
     path("sessions/<int:session_id>/qr.svg", views.session_qr, name="session_qr"),
     path("sessions/<int:session_id>/summary/", views.session_summary, name="session_summary"),
+    path("sessions/<int:session_id>/notes/", views.session_notes, name="session_notes"),
+    path("sessions/<int:session_id>/delete/", views.session_delete, name="session_delete"),
+    path("account/", views.account_settings, name="account_settings"),
+    path("account/delete/", views.account_delete, name="account_delete"),
+    path("groups/", group_views.group_list, name="group_list"),
+    path("groups/new/", group_views.group_create, name="group_create"),
+    path("groups/<int:group_id>/", group_views.group_detail, name="group_detail"),
+    path("groups/<int:group_id>/edit/", group_views.group_edit, name="group_edit"),
+    path("groups/<int:group_id>/delete/", group_views.group_delete, name="group_delete"),
+    path(
+        "sessions/<int:session_id>/export/aggregates.csv",
+        export_views.export_aggregates_csv,
+        name="export_aggregates_csv",
+    ),
+    path(
+        "sessions/<int:session_id>/export/answers.csv",
+        export_views.export_answers_csv,
+        name="export_answers_csv",
+    ),
+    path(
+        "sessions/<int:session_id>/export/session.json",
+        export_views.export_json,
+        name="export_json",
+    ),
+    path(
+        "sessions/<int:session_id>/export/summary.pdf",
+        export_views.export_pdf,
+        name="export_pdf",
+    ),
 ]

@@ -5,7 +5,7 @@ import io
 import segno
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import NON_FIELD_ERRORS
@@ -13,15 +13,18 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import escape
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from . import live, throttle
-from .aggregation import profile, summarize
 from .forms import (
     ActivityForm,
+    FacilitatorSettingsForm,
     JoinForm,
     NewSessionForm,
+    NotesForm,
     PlanForm,
     SessionForm,
     SignupForm,
@@ -31,11 +34,15 @@ from .models import (
     ActionRefused,
     Activity,
     Exercise,
+    FacilitatorSettings,
+    Member,
     Participant,
     Plan,
     Session,
+    forget_sign_ins,
     normalize_join_code,
 )
+from .review import review
 
 # Participants ---------------------------------------------------------------------------
 
@@ -62,7 +69,14 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
     code = normalize_join_code(code)
     participant = _participant_from_cookie(request, code)
     if participant is not None:
-        return render(request, "sessions/phone.html", live.phone_context(participant))
+        return render(
+            request,
+            "sessions/phone.html",
+            {
+                **live.phone_context(participant),
+                "own_trend": participant.member.own_trend() if participant.member_id else None,
+            },
+        )
 
     if _guessing_codes(request):
         return _refused_join(request, code, TOO_MANY_CODES, status=429)
@@ -70,22 +84,42 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
     if session is None or refusal is not None:
         _count_if_unknown(request, code)
         return _refused_join(request, code, refusal, status=404)
+    group = session.group if session.group_id and session.group.keep_pseudonyms else None
+    member_cookie = f"{settings.ATTUNE_MEMBER_COOKIE}_{group.pk}" if group else ""
+    member = Member.for_phone(request.COOKIES.get(member_cookie), group) if group else None
     if request.method == "POST":
+        keep_nickname = group is not None and request.POST.get("keep_nickname") == "on"
         try:
-            participant, token = session.add_participant()
+            participant, token = session.add_participant(member if keep_nickname else None)
         except ActionRefused as refusal_error:
             return _refused_join(request, code, str(refusal_error))
         response = redirect("participant_entry", code=code)
-        response.set_cookie(
+        _set_phone_cookie(
+            response,
             settings.ATTUNE_PARTICIPANT_COOKIE,
             token,
-            max_age=settings.ATTUNE_PARTICIPANT_COOKIE_AGE,
-            httponly=True,
-            samesite="Lax",
-            secure=settings.SESSION_COOKIE_SECURE,
+            settings.ATTUNE_PARTICIPANT_COOKIE_AGE,
         )
+        if keep_nickname and member is None:
+            _member, member_token = Member.enrol(participant)
+            _set_phone_cookie(
+                response, member_cookie, member_token, settings.ATTUNE_MEMBER_COOKIE_AGE
+            )
         return response
-    return render(request, "sessions/consent.html", {"session": session})
+    return render(
+        request, "sessions/consent.html", {"session": session, "group": group, "member": member}
+    )
+
+
+def _set_phone_cookie(response: HttpResponse, name: str, token: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        token,
+        max_age=max_age,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.SESSION_COOKIE_SECURE,
+    )
 
 
 def _participant_from_cookie(request: HttpRequest, code: str) -> Participant | None:
@@ -131,7 +165,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def _render_dashboard(
     request: HttpRequest, form: NewSessionForm, status: int = 200
 ) -> HttpResponse:
-    sessions = list(Session.objects.owned_by(request.user))
+    sessions = list(Session.objects.owned_by(request.user).select_related("group"))
     return render(
         request,
         "sessions/dashboard.html",
@@ -406,6 +440,7 @@ def session_control(request: HttpRequest, session_id: int) -> HttpResponse:
             **live.live_context(session),
             "activities": session.activities_in_order(),
             "join_url": _join_url(request, session),
+            "notes_form": NotesForm(instance=session),
         },
     )
 
@@ -443,18 +478,84 @@ def session_qr(request: HttpRequest, session_id: int) -> HttpResponse:
 @login_required
 def session_summary(request: HttpRequest, session_id: int) -> HttpResponse:
     session = _get_own_session(request, session_id)
-    threshold = session.anonymity_threshold
-    rows = [
-        (activity, summarize(activity, threshold), [])
-        if activity.takes_answers
-        else (activity, None, profile(activity.profile_scales(), threshold))
-        for activity in session.activities_in_order()
-    ]
+    return render(
+        request, "sessions/summary.html", _summary_context(session, NotesForm(instance=session))
+    )
+
+
+@login_required
+@require_POST
+def session_notes(request: HttpRequest, session_id: int) -> HttpResponse:
+    """Save the private notes: autosaved from the control view and the summary."""
+    session = _get_own_session(request, session_id)
+    form = NotesForm(request.POST, instance=session)
+    if not form.is_valid():
+        message = " ".join(form.errors["notes"])
+        if request.htmx:
+            return HttpResponse(f"Not saved: {escape(message)}", status=422)
+        return render(request, "sessions/summary.html", _summary_context(session, form), status=400)
+    form.save()
+    if request.htmx:
+        return HttpResponse(f"Saved at {timezone.localtime():%H:%M}.")
+    messages.success(request, "Your notes are saved.")
+    return redirect("session_summary", session_id=session.pk)
+
+
+def _summary_context(session: Session, notes_form: NotesForm) -> dict:
+    return {"session": session, "review": review(session), "notes_form": notes_form}
+
+
+@login_required
+def session_delete(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = _get_own_session(request, session_id)
+    if request.method == "POST":
+        with transaction.atomic():
+            session.delete()
+            live.after_commit(live.close_session, session_id)
+        messages.success(request, f"“{session.title}” and everything in it is deleted.")
+        return redirect("dashboard")
+    return render(request, "sessions/session_confirm_delete.html", {"session": session})
+
+
+# Account ------------------------------------------------------------------------------------
+
+
+@login_required
+def account_settings(request: HttpRequest) -> HttpResponse:
+    form = FacilitatorSettingsForm(
+        request.POST or None, instance=FacilitatorSettings.of(request.user)
+    )
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Saved. New sessions use these settings.")
+        return redirect("account_settings")
     return render(
         request,
-        "sessions/summary.html",
-        {"session": session, "rows": rows, "joined": session.joined_count()},
+        "sessions/account_settings.html",
+        {"form": form},
+        status=400 if form.errors else 200,
     )
+
+
+@login_required
+def account_delete(request: HttpRequest) -> HttpResponse:
+    """Delete the facilitator and everything that is theirs: sessions, groups, plans."""
+    if request.method != "POST":
+        return render(request, "sessions/account_confirm_delete.html")
+    user = request.user
+    live_ids = list(
+        Session.objects.owned_by(user)
+        .filter(status=Session.Status.LIVE)
+        .values_list("pk", flat=True)
+    )
+    with transaction.atomic():
+        forget_sign_ins(user)
+        user.delete()
+        for session_id in live_ids:
+            live.after_commit(live.close_session, session_id)
+    logout(request)
+    messages.success(request, "Your account and everything in it is deleted.")
+    return redirect("home")
 
 
 # Signing in ---------------------------------------------------------------------------------

@@ -1078,7 +1078,7 @@ def test_the_summary_respects_a_threshold_lowered_before_the_start(client, facil
     client.force_login(facilitator)
     client.post(
         reverse("session_edit", args=[session.pk]),
-        {"title": "Tuesday circle", "anonymity_threshold": "2"},
+        {"title": "Tuesday circle", "anonymity_threshold": "2", "retention_days": "30"},
     )
     session.refresh_from_db()
     session.start()
@@ -1102,12 +1102,16 @@ def test_the_threshold_cannot_be_lowered_once_people_answered_under_it(
     client.force_login(facilitator)
     url = reverse("session_edit", args=[live_session.pk])
 
-    response = client.post(url, {"title": "Tuesday circle", "anonymity_threshold": "2"})
+    response = client.post(
+        url, {"title": "Tuesday circle", "anonymity_threshold": "2", "retention_days": "30"}
+    )
 
     assert "this can only go up" in page(response)
     live_session.refresh_from_db()
     assert live_session.anonymity_threshold == 3
-    client.post(url, {"title": "Tuesday circle", "anonymity_threshold": "5"})
+    client.post(
+        url, {"title": "Tuesday circle", "anonymity_threshold": "5", "retention_days": "30"}
+    )
     live_session.refresh_from_db()
     assert live_session.anonymity_threshold == 5
 

@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django import template
 
@@ -29,6 +29,21 @@ def duration(value: timedelta | None) -> str:
     if minutes:
         return f"{minutes} min"
     return f"{seconds} s"
+
+
+@register.filter
+def add_days(moment: datetime | None, days: int) -> datetime | None:
+    return moment + timedelta(days=days) if moment else None
+
+
+@register.filter
+def signed(number: float | None) -> str:
+    """A change with its sign: 1.5 -> "+1.5", 0 -> "±0", and a true minus sign below 0."""
+    if number is None:
+        return "–"
+    if number == 0:
+        return "±0"
+    return f"+{number:g}" if number > 0 else f"−{-number:g}"
 
 
 @register.filter

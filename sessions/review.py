@@ -1,0 +1,111 @@
+"""A session looked back on: what the summary page, the PDF and the JSON export show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .aggregation import ProfileBar, Result, profile, summarize
+from .models import Activity, Session
+
+
+@dataclass
+class Step:
+    activity: Activity
+    result: Result | None  # None for a step that takes no answers
+    profile: list[ProfileBar] = field(default_factory=list)
+
+    @property
+    def responses(self) -> int:
+        """Everyone who answered or passed."""
+        return self.result.answered + self.result.passed if self.result else 0
+
+    @property
+    def planned_seconds(self) -> int | None:
+        return self.activity.suggested_seconds
+
+    @property
+    def actual_seconds(self) -> int:
+        return self.activity.actual_seconds
+
+
+@dataclass
+class Comparison:
+    """The same scale asked at the start and at the end of the session."""
+
+    measure: str
+    before: Step
+    after: Step
+
+    @property
+    def sides(self) -> list[tuple[str, Step]]:
+        return [("Before", self.before), ("After", self.after)]
+
+    @property
+    def shown(self) -> bool:
+        return not (self.before.result.hidden or self.after.result.hidden)
+
+    @property
+    def mean_change(self) -> float | None:
+        return _change(self.before.result.mean, self.after.result.mean) if self.shown else None
+
+    @property
+    def median_change(self) -> float | None:
+        return _change(self.before.result.median, self.after.result.median) if self.shown else None
+
+
+@dataclass
+class Review:
+    session: Session
+    joined: int
+    peak_present: int
+    steps: list[Step]
+    comparisons: list[Comparison]
+
+    @property
+    def planned_seconds(self) -> int:
+        return sum(step.planned_seconds or 0 for step in self.steps)
+
+    @property
+    def actual_seconds(self) -> int:
+        return sum(step.actual_seconds for step in self.steps)
+
+
+def review(session: Session) -> Review:
+    threshold = session.anonymity_threshold
+    steps = [
+        Step(activity, summarize(activity, threshold))
+        if activity.takes_answers
+        else Step(activity, None, profile(activity.profile_scales(), threshold))
+        for activity in session.activities_in_order()
+    ]
+    return Review(
+        session=session,
+        joined=session.joined_count(),
+        peak_present=session.peak_present,
+        steps=steps,
+        comparisons=comparisons(steps),
+    )
+
+
+def comparisons(steps: list[Step]) -> list[Comparison]:
+    """For each measure asked on the same scale more than once: its first and its last time."""
+    by_measure: dict[str, list[Step]] = {}
+    for step in steps:
+        activity = step.activity
+        if activity.kind == Activity.Kind.SCALE and activity.measure:
+            by_measure.setdefault(activity.measure, []).append(step)
+    return [
+        Comparison(measure, asked[0], asked[-1])
+        for measure, asked in by_measure.items()
+        if len(asked) > 1 and _same_scale(asked[0].activity, asked[-1].activity)
+    ]
+
+
+def _same_scale(first: Activity, last: Activity) -> bool:
+    return (first.scale_min, first.scale_max) == (last.scale_min, last.scale_max)
+
+
+def _change(before: float | None, after: float | None) -> float | None:
+    if before is None or after is None:
+        return None
+    return round(after - before, 1)

@@ -1,0 +1,398 @@
+"""Looking back on a session: the summary, the private notes, retention, withdrawal, deletion."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import User
+from django.contrib.sessions.models import Session as SignIn
+from django.core.management import call_command
+from django.test import Client
+
+from sessions import live
+from sessions.consumers import CLOSE_SESSION_DELETED
+from sessions.models import (
+    Activity,
+    Answer,
+    Connection,
+    FacilitatorSettings,
+    Group,
+    Participant,
+    Plan,
+    Receipt,
+    Session,
+    Tally,
+)
+from tests.conftest import add_activity
+from tests.test_consumers import control_view, join, receive_until
+
+DAY0 = datetime(2026, 3, 3, 18, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def signed_in(client, facilitator) -> Client:
+    client.force_login(facilitator)
+    return client
+
+
+def text_of(response) -> str:
+    """The page as a person reads it: tags gone, spaces collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
+
+
+def answer_all(session: Session, activity: Activity, values: list) -> list[Participant]:
+    """Open `activity` and have one participant answer each value (joining as needed)."""
+    session.open_activity(activity)
+    people = list(session.participants.all())
+    people += [session.add_participant()[0] for _ in range(len(values) - len(people))]
+    for index, (person, value) in enumerate(zip(people, values, strict=False)):
+        field = {Activity.Kind.OPEN_TEXT: "text", Activity.Kind.SINGLE_CHOICE: "choice"}.get(
+            activity.kind, "value"
+        )
+        person.answer(
+            activity.pk, {field: str(value), "client_id": f"answer-{activity.pk}-{index}"}
+        )
+    return people
+
+
+def circle(
+    facilitator, *, end: bool = True, start: datetime = DAY0
+) -> tuple[Session, Activity, Activity, Activity]:
+    """A session with a check-in, an open question and a check-out, answered by five people."""
+    with time_machine.travel(start, tick=False) as clock:
+        session = Session.objects.create(facilitator=facilitator, title="Thursday circle")
+        session.start()
+        scale = {"scale_min": 1, "scale_max": 5, "measure": "connectedness"}
+        check_in = add_activity(
+            session,
+            Activity.Kind.SCALE,
+            "How connected do you feel?",
+            suggested_seconds=120,
+            **scale,
+        )
+        question = add_activity(session, Activity.Kind.OPEN_TEXT, "What helps you reach out?")
+        check_out = add_activity(
+            session,
+            Activity.Kind.SCALE,
+            "How connected do you feel?",
+            suggested_seconds=60,
+            **scale,
+        )
+        answer_all(session, check_in, [1, 2, 2, 3, 4])
+        clock.shift(timedelta(seconds=150))
+        texts = ["A walk", "Tea", "=cmd", "My sister", "Group chats"]
+        answer_all(session, question, texts)
+        clock.shift(timedelta(seconds=200))
+        answer_all(session, check_out, [3, 3, 4, 4, 5])
+        clock.shift(timedelta(seconds=45))
+        session.moderate(question.answers.get(value="Tea").pk, Answer.Moderation.APPROVED)
+        session.moderate(question.answers.get(value="My sister").pk, Answer.Moderation.APPROVED)
+        if end:
+            session.end()
+    return session, check_in, question, check_out
+
+
+# The summary --------------------------------------------------------------------------------
+
+
+def test_the_summary_shows_attendance_time_taken_and_before_and_after(signed_in, facilitator):
+    session, *_ = circle(facilitator)
+    # Three phones were connected at once at some point.
+    for person in session.participants.all()[:3]:
+        person.connected("server-a")
+    session.present_count()
+    Connection.objects.all().delete()
+
+    page = text_of(signed_in.get(f"/sessions/{session.pk}/summary/"))
+
+    assert "Joined 5" in page
+    assert "Most at once 3" in page
+    # Planned 2 min + 1 min; the check-in was open 150 s, the check-out 45 s.
+    assert "planned 3 min" in page
+    assert "open 2.5 min · 2 min planned" in page
+    assert "open 45 s · 1 min planned" in page
+    # Before and after, side by side, with the change: mean 2.4 -> 3.8, median 2 -> 4.
+    assert "Before and after · connectedness" in page
+    assert "Mean 2.4 → 3.8 (+1.4) · Median 2 → 4 (+2)" in page
+    # Approved texts only.
+    assert "Tea" in page and "My sister" in page
+    assert "A walk" not in page and "=cmd" not in page
+
+
+def test_the_summary_hides_what_too_few_answered_and_says_why(signed_in, facilitator):
+    session = Session.objects.create(facilitator=facilitator, title="Small group")
+    session.start()
+    scale = add_activity(session, Activity.Kind.SCALE, "How rested are you?")
+    answer_all(session, scale, [2, 5])
+    session.end()
+
+    page = text_of(signed_in.get(f"/sessions/{session.pk}/summary/"))
+
+    assert "Fewer than 3 people answered, so this result stays hidden" in page
+    assert "Mean" not in page
+
+
+def test_a_comparison_under_the_threshold_shows_no_change(signed_in, facilitator):
+    session = Session.objects.create(facilitator=facilitator, title="Small group")
+    session.start()
+    before, after = (
+        add_activity(session, Activity.Kind.SCALE, "Connected?", measure="connectedness")
+        for _ in range(2)
+    )
+    answer_all(session, before, [1, 2, 3])
+    answer_all(session, after, [5, 5])
+    session.end()
+
+    page = text_of(signed_in.get(f"/sessions/{session.pk}/summary/"))
+
+    assert "Before and after · connectedness" in page
+    assert "Mean 2.0 →" not in page and "(+" not in page
+
+
+# Private notes ------------------------------------------------------------------------------
+
+
+def test_notes_are_autosaved_from_the_control_view_and_shown_on_the_summary(
+    signed_in, live_session
+):
+    control = signed_in.get(f"/sessions/{live_session.pk}/control/").content.decode()
+    assert f'hx-post="/sessions/{live_session.pk}/notes/"' in control
+
+    saved = signed_in.post(
+        f"/sessions/{live_session.pk}/notes/",
+        {"notes": "Quiet start; M. left early."},
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert saved.status_code == 200 and "Saved at" in saved.content.decode()
+    summary = signed_in.get(f"/sessions/{live_session.pk}/summary/").content.decode()
+    assert "Quiet start; M. left early." in summary
+    projector = signed_in.get(f"/sessions/{live_session.pk}/projector/").content.decode()
+    assert "Quiet start" not in projector
+
+
+def test_notes_can_be_edited_afterwards_without_scripts(signed_in, live_session):
+    live_session.end()
+
+    response = signed_in.post(f"/sessions/{live_session.pk}/notes/", {"notes": "Follow up."})
+
+    assert response.status_code == 302
+    live_session.refresh_from_db()
+    assert live_session.notes == "Follow up."
+
+
+def test_notes_too_long_are_refused_and_the_saved_ones_kept(signed_in, live_session):
+    live_session.notes = "Kept."
+    live_session.save()
+
+    response = signed_in.post(f"/sessions/{live_session.pk}/notes/", {"notes": "x" * 20001})
+
+    assert response.status_code == 400
+    assert "at most 20000 characters" in text_of(response)
+    live_session.refresh_from_db()
+    assert live_session.notes == "Kept."
+
+
+def test_another_facilitator_cannot_read_or_write_the_notes(client, other_facilitator, session):
+    client.force_login(other_facilitator)
+
+    assert client.get(f"/sessions/{session.pk}/summary/").status_code == 404
+    assert client.post(f"/sessions/{session.pk}/notes/", {"notes": "x"}).status_code == 404
+
+
+# Retention ----------------------------------------------------------------------------------
+
+
+def test_retention_deletes_raw_answers_after_the_days_and_keeps_counts_over_the_threshold(
+    signed_in, facilitator
+):
+    session, *_ = circle(facilitator)
+    under = add_activity(session, Activity.Kind.SINGLE_CHOICE, "Late question")
+    Answer.objects.create(activity=under, participant=session.participants.first(), value=[0])
+    Tally.objects.rebuild(under)  # answered after the end, as if it had been open then
+
+    with time_machine.travel(DAY0 + timedelta(days=29, hours=23), tick=False):
+        call_command("apply_retention", stdout=(out := io.StringIO()))
+    assert "0 session(s) done" in out.getvalue()
+    assert Answer.objects.filter(activity__session=session).count() == 16
+
+    with time_machine.travel(DAY0 + timedelta(days=30, minutes=10), tick=False):
+        call_command("apply_retention", stdout=out)
+        call_command("apply_retention", stdout=out)  # again, as cron would: nothing more
+
+    assert out.getvalue().count(f"Deleted raw answers of session {session.pk}") == 1
+    assert not Answer.objects.filter(activity__session=session).exists()
+    assert not Participant.objects.filter(session=session).exists()
+    assert not Tally.objects.filter(activity=under).exists()  # hidden: nothing kept
+    page = text_of(signed_in.get(f"/sessions/{session.pk}/summary/"))
+    assert "The raw answers were deleted on 2 Apr 2026, 30 days after the session" in page
+    assert "Joined 5" in page
+    assert "Mean 2.4 → 3.8 (+1.4)" in page  # counts of shown results are kept
+    assert "Tea" not in page  # the texts went with the answers
+
+
+def test_a_new_session_takes_the_facilitators_retention_default(signed_in, facilitator):
+    response = signed_in.post("/account/", {"retention_days": "7"})
+    assert response.status_code == 302
+
+    signed_in.post("/sessions/new/", {"title": "Next week"})
+
+    assert Session.objects.get(title="Next week").retention_days == 7
+
+
+def test_a_retention_of_zero_days_is_refused_next_to_its_field(signed_in, facilitator):
+    response = signed_in.post("/account/", {"retention_days": "0"})
+
+    assert response.status_code == 400
+    assert 'id="id_retention_days_error"' in response.content.decode()
+    assert FacilitatorSettings.of(facilitator).retention_days == 30
+
+
+def test_the_summary_says_until_when_raw_answers_are_kept(signed_in, facilitator):
+    session, *_ = circle(facilitator)
+
+    page = text_of(signed_in.get(f"/sessions/{session.pk}/summary/"))
+
+    assert "Raw answers are kept until 2 Apr 2026 (30 days after the session)" in page
+
+
+# Withdrawal ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_phone_withdraws_its_answers_and_the_counts_drop_at_once(facilitator):
+    session = await database_sync_to_async(Session.objects.create)(
+        facilitator=facilitator, title="Circle"
+    )
+    await database_sync_to_async(session.start)()
+    activity = await database_sync_to_async(add_activity)(session, Activity.Kind.SCALE, "Rested?")
+    await database_sync_to_async(session.open_activity)(activity)
+    control, _ = await control_view(session, facilitator)
+    phone, _ = await join(session)
+
+    await phone.send_json_to({"action": "answer", "activity": activity.pk, "value": "4"})
+    await receive_until(control, 'data-count="answered">1<')
+    await phone.send_json_to({"action": "withdraw"})
+
+    assert "1 answer deleted" in await receive_until(phone, "deleted")
+    await receive_until(control, 'data-count="answered">0<')
+    assert not await database_sync_to_async(Answer.objects.exists)()
+    assert not await database_sync_to_async(Receipt.objects.exists)()
+    await phone.send_json_to({"action": "withdraw"})
+    assert "nothing to delete" in await receive_until(phone, "nothing to delete")
+    await phone.disconnect()
+    await control.disconnect()
+
+
+# Deletion -----------------------------------------------------------------------------------
+
+
+async def group_size(group: str) -> int:
+    """How many sockets the channel layer holds in `group` (in-memory or Redis core layer)."""
+    layer = get_channel_layer()
+    if hasattr(layer, "groups"):
+        return len(layer.groups.get(group, {}))
+    async with layer.connection(layer.consistent_hash(group)) as redis:
+        return await redis.zcard(layer._group_key(group))
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_deleting_a_live_session_leaves_nothing_in_the_database_or_the_layer(facilitator):
+    session, *_ = await database_sync_to_async(circle)(facilitator, end=False)
+    control, _ = await control_view(session, facilitator)
+    phone, _ = await join(session)
+    assert await group_size(live.participants_group(session.pk)) == 1
+
+    client = Client()
+    await database_sync_to_async(client.force_login)(facilitator)
+    response = await database_sync_to_async(client.post)(f"/sessions/{session.pk}/delete/")
+
+    assert response.status_code == 302
+    for socket in (phone, control):
+        assert "deleted by its facilitator" in await receive_until(socket, "deleted")
+        assert (await socket.receive_output(timeout=2))["code"] == CLOSE_SESSION_DELETED
+        await socket.disconnect()  # the browser answers the close, as browsers do
+    for model in (Session, Activity, Participant, Answer, Tally, Receipt, Connection):
+        assert not await database_sync_to_async(model.objects.exists)(), model
+    for group in (live.participants_group(session.pk), live.control_group(session.pk)):
+        assert await group_size(group) == 0
+
+
+def test_deleting_an_account_removes_all_its_data_and_sign_ins(
+    signed_in, facilitator, other_facilitator
+):
+    circle(facilitator)
+    Group.objects.create(facilitator=facilitator, name="Tuesday")
+    Plan.objects.create(owner=facilitator, title="Mine")
+    FacilitatorSettings.of(facilitator)
+    Client().force_login(facilitator)  # signed in on a second device too
+    kept = Session.objects.create(facilitator=other_facilitator, title="Bob's")
+
+    assert signed_in.get("/account/delete/").status_code == 200
+    response = signed_in.post("/account/delete/")
+
+    assert response.status_code == 302
+    assert not User.objects.filter(username="alice").exists()
+    for model in (Session, Activity, Participant, Answer, Tally, Group, FacilitatorSettings):
+        assert not model.objects.exclude(pk=kept.pk if model is Session else None).exists(), model
+    assert not Plan.objects.filter(owner__isnull=False).exists()
+    assert not any(
+        sign_in.get_decoded().get("_auth_user_id") == str(facilitator.pk)
+        for sign_in in SignIn.objects.all()
+    )
+    assert Session.objects.filter(pk=kept.pk).exists()
+
+
+# Keeping a nickname across a group's sessions -----------------------------------------------
+
+
+def test_a_phone_may_keep_its_nickname_across_a_groups_sessions_and_see_its_own_trend(
+    facilitator,
+):
+    group = Group.objects.create(facilitator=facilitator, name="Tuesday", keep_pseudonyms=True)
+    phone = Client()
+    first = Session.objects.create(facilitator=facilitator, title="Week 1", group=group)
+    first.start()
+    check_in = add_activity(first, Activity.Kind.SCALE, "Connected?", measure="connectedness")
+    first.open_activity(check_in)
+
+    consent = text_of(phone.get(f"/join/{first.join_code}/"))
+    assert "Keep my nickname for the next sessions of Tuesday" in consent
+    phone.post(f"/join/{first.join_code}/", {"keep_nickname": "on"})
+    me = Participant.objects.get(session=first)
+    me.answer(check_in.pk, {"value": "2", "client_id": "first-check-in"})
+    first.end()
+
+    second = Session.objects.create(facilitator=facilitator, title="Week 2", group=group)
+    second.start()
+    consent = text_of(phone.get(f"/join/{second.join_code}/"))
+    assert f"Go on as {me.pseudonym} in Tuesday" in consent
+    phone.post(f"/join/{second.join_code}/", {"keep_nickname": "on"})
+
+    assert Participant.objects.get(session=second).pseudonym == me.pseudonym
+    page = text_of(phone.get(f"/join/{second.join_code}/"))
+    assert "Your check-ins in Tuesday" in page
+    assert f"{first.started_at:%-d %b} 2 (of 10)" in page
+    # Another phone in the same session gets a nickname of its own, and no trend.
+    other = Client()
+    other.post(f"/join/{second.join_code}/")
+    assert "Your check-ins" not in text_of(other.get(f"/join/{second.join_code}/"))
+
+
+def test_without_the_groups_consent_no_nickname_is_kept(facilitator):
+    group = Group.objects.create(facilitator=facilitator, name="Tuesday")
+    session = Session.objects.create(facilitator=facilitator, title="Week 1", group=group)
+    session.start()
+    phone = Client()
+
+    assert "Keep my nickname" not in text_of(phone.get(f"/join/{session.join_code}/"))
+    phone.post(f"/join/{session.join_code}/", {"keep_nickname": "on"})
+
+    assert not group.members.exists()
+    assert not any(name.startswith("attune_member") for name in phone.cookies)
