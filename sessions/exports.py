@@ -41,7 +41,7 @@ AGGREGATE_COLUMNS = [
     "count",
     "percent",
 ]
-ANSWER_COLUMNS = ["session", "date", "position", "prompt", "kind", "pseudonym", "answer", "passed"]
+ANSWER_COLUMNS = ["session", "date", "position", "prompt", "kind", "person", "answer", "passed"]
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP, "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 PDF_STYLESHEET = "summary_pdf.css"
@@ -93,12 +93,14 @@ def answers_csv(session: Session) -> str:
             Q(activity__kind=Activity.Kind.OPEN_TEXT, passed=False)
             & ~Q(moderation=Answer.Moderation.APPROVED)
         )
-        .select_related("activity", "participant")
+        .select_related("activity")
     )
+    answers = list(answers)
+    aliases = _aliases({answer.participant_id for answer in answers})
     rows = [
         [
             *_activity_cells(session, positions[answer.activity_id], answer.activity),
-            answer.participant.pseudonym,
+            aliases[answer.participant_id],
             readable_answer(answer),
             "yes" if answer.passed else "no",
         ]
@@ -106,6 +108,15 @@ def answers_csv(session: Session) -> str:
     ]
     random.SystemRandom().shuffle(rows)
     return _csv(ANSWER_COLUMNS, rows)
+
+
+def _aliases(participant_ids: set[int]) -> dict[int, str]:
+    """ "Person 1", "Person 2"… in a random order, new for each export: the answers of one person
+    in this session read together, but nothing links them to a nickname or to another session
+    (a phone may keep its nickname across a group's sessions)."""
+    ids = list(participant_ids)
+    random.SystemRandom().shuffle(ids)
+    return {participant_id: f"Person {number}" for number, participant_id in enumerate(ids, 1)}
 
 
 def shown_steps(the_review: Review) -> list[tuple[int, Step]]:

@@ -150,7 +150,9 @@ def test_the_answers_csv_has_a_readable_row_for_each_answer_shown(reviewed):
         "3",
         "4",
     ]
-    assert {row["pseudonym"] for row in rows} <= set(pseudonyms(reviewed))
+    # One alias per person who answered, and never their nickname.
+    assert {row["person"] for row in rows} == {f"Person {n}" for n in range(1, 6)}
+    assert not set(pseudonyms(reviewed)) & {row["person"] for row in rows}
 
 
 def test_the_answers_csv_has_only_approved_texts_and_nothing_flagged_or_hidden(reviewed):
@@ -211,10 +213,12 @@ def test_a_formula_in_a_title_or_prompt_is_neutralised_in_both_csvs(reviewed):
 def test_withdrawing_removes_the_participants_rows_and_changes_the_counts(reviewed):
     first = reviewed.participants.order_by("pk").first()
 
+    people_before = {row["person"] for row in read_csv(exports.answers_csv(reviewed))}
+
     first.withdraw()
 
     answers = read_csv(exports.answers_csv(reviewed))
-    assert first.pseudonym not in {row["pseudonym"] for row in answers}
+    assert len({row["person"] for row in answers}) == len(people_before) - 1
     results = read_csv(exports.aggregates_csv(reviewed))
     scale = rows_of(results, "How connected do you feel?")
     assert {row["answered"] for row in scale} == {"3"}

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
-from sessions.models import Group, Session
-from tests.conftest import ARTIFACTS
-from tests.test_e2e import LAPTOP
+from sessions.models import Activity, Group, Session
+from tests.conftest import ARTIFACTS, add_activity
+from tests.test_e2e import LAPTOP, PHONE
 from tests.test_review import DAY0, circle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -42,13 +42,16 @@ def test_a_facilitator_reads_a_summary_writes_notes_and_follows_the_groups_trend
     page.get_by_label("Private notes").fill("Quiet start. Check in with the group about Tea.")
     expect(page.locator(".notes-status")).to_contain_text("Saved at")
     page.screenshot(path=ARTIFACTS / "summary.png", full_page=True)
-    page.emulate_media(media="print")
-    page.screenshot(path=ARTIFACTS / "summary-print.png", full_page=True)
-    page.emulate_media(media="screen")
     page.reload()
     expect(page.get_by_label("Private notes")).to_have_value(
         "Quiet start. Check in with the group about Tea."
     )
+    # Printed, the page keeps the results and the notes, without buttons or forms.
+    page.emulate_media(media="print")
+    expect(page.locator(".print-only")).to_contain_text("Check in with the group about Tea.")
+    expect(page.get_by_role("button", name="Save notes")).to_be_hidden()
+    page.screenshot(path=ARTIFACTS / "summary-print.png", full_page=True)
+    page.emulate_media(media="screen")
 
     page.get_by_role("link", name="Tuesday evening circle").click()
     expect(page.get_by_role("heading", name="Tuesday evening circle")).to_be_visible()
@@ -56,3 +59,37 @@ def test_a_facilitator_reads_a_summary_writes_notes_and_follows_the_groups_trend
         expect(page.get_by_role("link", name=f"Week {week}")).to_be_visible()
     expect(page.locator("svg[role=img]").first).to_be_visible()
     page.screenshot(path=ARTIFACTS / "group-trend.png", full_page=True)
+
+
+@pytest.fixture
+def weekly_check_in(transactional_db, facilitator) -> Session:
+    """A live session of a group that lets phones keep their nickname, its check-in open."""
+    group = Group.objects.create(facilitator=facilitator, name="Tuesday", keep_pseudonyms=True)
+    session = Session.objects.create(facilitator=facilitator, title="Week 4", group=group)
+    session.start()
+    check_in = add_activity(
+        session, Activity.Kind.SCALE, "How connected do you feel?", scale_min=1, scale_max=5
+    )
+    session.open_activity(check_in)
+    return session
+
+
+def test_a_participant_keeps_a_nickname_then_withdraws_their_answers(
+    weekly_check_in, browser, live_server_url
+):
+    phone = browser.new_context(**PHONE).new_page()
+    phone.goto(f"{live_server_url}/join/{weekly_check_in.join_code}/")
+    phone.get_by_label("Keep my nickname for the next sessions of Tuesday").check()
+    phone.screenshot(path=ARTIFACTS / "phone-consent-keep-nickname.png", full_page=True)
+    phone.get_by_role("button", name="I understand, join").click()
+    phone.get_by_label("4").check()
+    phone.get_by_role("button", name="Send answer").click()
+    expect(phone.get_by_text("Answer received")).to_be_visible()
+
+    phone.get_by_text("Withdraw my answers").click()
+    phone.get_by_role("button", name="Delete all my answers").click()
+
+    expect(phone.get_by_role("alert")).to_contain_text("1 answer deleted")
+    expect(phone.get_by_text("Answer received")).to_be_hidden()
+    expect(phone.get_by_text("Your check-ins in Tuesday")).to_be_visible()
+    phone.screenshot(path=ARTIFACTS / "phone-withdrawn.png", full_page=True)
