@@ -8,6 +8,7 @@ swapped into the page. The socket stays open.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -22,6 +23,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib import auth
 from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import translation
+from django.utils.translation import gettext, gettext_lazy, ngettext
+from django.utils.translation.trans_real import parse_accept_lang_header
 
 from . import batches, live, presence
 from .models import (
@@ -44,6 +48,39 @@ CLOSE_TOO_MANY_MESSAGES = 4429
 CLOSE_SESSION_DELETED = 4410
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def browser_language(scope: dict[str, Any]) -> str:
+    """The language the browser asked for in the handshake (Accept-Language), among
+    settings.LANGUAGES, else the default: what LocaleMiddleware decides for its pages."""
+    header = next(
+        (
+            value.decode("latin-1")
+            for name, value in scope.get("headers", [])
+            if name == b"accept-language"
+        ),
+        "",
+    )
+    for code, _quality in parse_accept_lang_header(header):
+        if code == "*":
+            break
+        try:
+            return translation.get_supported_language_variant(code)
+        except LookupError:
+            continue
+    return settings.LANGUAGE_CODE
+
+
+def speaking(language: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function`, run with `language` active in whichever thread runs it (the database thread,
+    a batch of several phones' answers)."""
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with translation.override(language):
+            return function(*args, **kwargs)
+
+    return run
 
 
 class RateLimit:
@@ -75,13 +112,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
     groups_joined: list[str]
     rate_limit: RateLimit
     has_left = False
+    # The language of this socket's notices and renders: a phone's own, or the session's.
+    language = settings.LANGUAGE_CODE
 
     def handlers(self) -> dict[str, Handler]:
         return {}
 
-    async def refuse_connection(self, message: str) -> None:
+    async def refuse_connection(self, message: Any) -> None:
         # Accepted already, so the page can show why; closed with a code that stops reconnects.
-        await self.send(text_data=live.render_notice(message))
+        await self.send_error(message)
         await self.close(code=CLOSE_NOT_ALLOWED)
 
     async def join_groups(self, *groups: str) -> None:
@@ -111,47 +150,56 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.rate_limit = RateLimit(*settings.ATTUNE_MESSAGE_RATE)
         verdict = self.rate_limit.check()
         if verdict == "close":
-            await self.send_error("Too many messages: this connection was closed. Reload the page.")
+            await self.send_error(
+                gettext_lazy("Too many messages: this connection was closed. Reload the page.")
+            )
             await self.close(code=CLOSE_TOO_MANY_MESSAGES)
             return
         if verdict == "slow down":
-            await self.send_error("Too many messages at once. Wait a few seconds, then try again.")
+            await self.send_error(
+                gettext_lazy("Too many messages at once. Wait a few seconds, then try again.")
+            )
             return
         if text_data is None:
-            await self.send_error("Attune only understands text messages.")
+            await self.send_error(gettext_lazy("Attune only understands text messages."))
             return
         if len(text_data.encode()) > settings.ATTUNE_MAX_MESSAGE_BYTES:
-            await self.send_error("That message is too large, so it was not read.")
+            await self.send_error(gettext_lazy("That message is too large, so it was not read."))
             return
         try:
             message = json.loads(text_data)
         except ValueError:
             message = None
         if not isinstance(message, dict):
-            await self.send_error("That message could not be read.")
+            await self.send_error(gettext_lazy("That message could not be read."))
             return
         action = message.get("action")
         handler = self.handlers().get(action) if isinstance(action, str) else None
         if handler is None:
-            await self.send_error("That action is not available here.")
+            await self.send_error(gettext_lazy("That action is not available here."))
             return
         try:
             await handler(message)
         except ActionRefused as refusal:
-            await self.send_error(str(refusal))
+            await self.send_error(refusal)
         except DatabaseError:
             # Busy (SQLite's lock) or briefly unreachable: nothing was stored; say so.
             logger.exception("A WebSocket action failed in the database")
-            await self.send_error("That did not go through: the server is busy. Try again.")
+            await self.send_error(
+                gettext_lazy("That did not go through: the server is busy. Try again.")
+            )
 
-    async def send_error(self, message: str) -> None:
-        await self.send(text_data=live.render_notice(message))
+    async def send_error(self, message: Any) -> None:
+        """`message`: text, lazy text or a refusal, put into words in this socket's language."""
+        with translation.override(self.language):
+            html = live.render_notice(str(message))
+        await self.send(text_data=html)
 
     async def html_push(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["html"])
 
     async def session_deleted(self, event: dict[str, Any]) -> None:
-        await self.send_error("This session was deleted by its facilitator.")
+        await self.send_error(gettext_lazy("This session was deleted by its facilitator."))
         await self.close(code=CLOSE_SESSION_DELETED)
 
 
@@ -168,12 +216,16 @@ class ParticipantConsumer(LiveConsumer):
         # Accepted before anything else: when a whole room arrives at once, the database work
         # below queues, and an unaccepted handshake would time out (Daphne allows 5 s).
         await self.accept()
+        # Attune's own words in the phone's language; the prompts are in the session's.
+        self.language = browser_language(self.scope)
         code = normalize_join_code(self.scope["url_route"]["kwargs"]["code"])
         token = self.scope.get("cookies", {}).get(settings.ATTUNE_PARTICIPANT_COOKIE)
         participant = await database_sync_to_async(Participant.objects.for_phone)(token, code)
         if participant is None:
             await self.refuse_connection(
-                "Your place in this session was not found. Join again with the session code."
+                gettext_lazy(
+                    "Your place in this session was not found. Join again with the session code."
+                )
             )
             return
         self.participant = participant
@@ -181,7 +233,9 @@ class ParticipantConsumer(LiveConsumer):
         self.session_id = participant.session_id
         await self.join_groups(live.participants_group(self.session_id))
         presence.ensure_heartbeat()
-        self.connection_id, html = await database_sync_to_async(_connect_participant)(participant)
+        self.connection_id, html = await database_sync_to_async(
+            speaking(self.language, _connect_participant)
+        )(participant)
         live.results_changed(self.session_id)  # joined and connected counts
         await self.send(text_data=html)
 
@@ -197,28 +251,34 @@ class ParticipantConsumer(LiveConsumer):
 
     async def record(self, message: dict[str, Any]) -> None:
         try:
+            # In the phone's language: a batch stores the answers of phones of either.
             html = await batches.store(
-                lambda: _store(self.participant, message),
-                lambda answer: _acknowledge(self.participant, message, answer),
+                speaking(self.language, lambda: _store(self.participant, message)),
+                speaking(
+                    self.language, lambda answer: _acknowledge(self.participant, message, answer)
+                ),
             )
         except IntegrityError:
             if await database_sync_to_async(self.participant.is_still_here)():
                 raise  # a copy of this message stored at the same moment: the phone retries
             raise ActionRefused(
-                "Your place in this session was not found. Join again with the code."
+                gettext_lazy("Your place in this session was not found. Join again with the code.")
             ) from None
         live.results_changed(self.session_id)
         await self.send(text_data=html)
 
     async def withdraw(self, message: dict[str, Any]) -> None:
-        html = await database_sync_to_async(_withdraw)(self.participant)
+        html = await database_sync_to_async(speaking(self.language, _withdraw))(self.participant)
         live.results_changed(self.session_id)
         await self.send(text_data=html)
 
     async def phone_refresh(self, event: dict[str, Any]) -> None:
-        html = event.get("html")
+        # The stage shared by phones without an answer, in each language: this phone's.
+        html = (event.get("html") or {}).get(self.language)
         if html is None or self.participant_id in event["answered"]:
-            html = await database_sync_to_async(_render_phone)(self.participant_id)
+            html = await database_sync_to_async(speaking(self.language, _render_phone))(
+                self.participant_id
+            )
         if html:
             await self.send(text_data=html)
 
@@ -261,10 +321,14 @@ def _acknowledge(participant: Participant, message: dict[str, Any], answer: Answ
 def _withdraw(participant: Participant) -> str:
     withdrawn = participant.withdraw()
     message = (
-        f"Done: {len(withdrawn)} answer{'s' * (len(withdrawn) != 1)} deleted "
-        "and taken out of the results."
+        ngettext(
+            "Done: %(count)d answer deleted and taken out of the results.",
+            "Done: %(count)d answers deleted and taken out of the results.",
+            len(withdrawn),
+        )
+        % {"count": len(withdrawn)}
         if withdrawn
-        else "You had no answers in this session, so there was nothing to delete."
+        else gettext("You had no answers in this session, so there was nothing to delete.")
     )
     return live.render_notice(message, level="info") + live.render_phone_stage(participant)
 
@@ -286,22 +350,30 @@ class FacilitatorConsumer(LiveConsumer):
 
     async def connect(self) -> None:
         await self.accept()
+        self.language = browser_language(self.scope)
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         session = await database_sync_to_async(_owned_session)(self.scope["user"], self.session_id)
         if session is None:
-            await self.refuse_connection("Sign in as this session's facilitator to see it.")
+            await self.refuse_connection(
+                gettext_lazy("Sign in as this session's facilitator to see it.")
+            )
             return
+        # Like the page and every push: the session's language, whatever the browser's.
+        self.language = session.language
         await self.join_groups(
             self.group_for(self.session_id), live.sign_in_group(self.scope["session"].session_key)
         )
-        await self.send(text_data=await database_sync_to_async(self.render_current)(session))
+        html = await database_sync_to_async(speaking(self.language, self.render_current))(session)
+        await self.send(text_data=html)
 
     def render_current(self, session: Session) -> str:
         raise NotImplementedError
 
     async def signed_out(self, event: dict[str, Any]) -> None:
         """The facilitator signed out (in another tab, say): this view stops at once."""
-        await self.send_error("You signed out, so this view has stopped. Sign in to go on.")
+        await self.send_error(
+            gettext_lazy("You signed out, so this view has stopped. Sign in to go on.")
+        )
         await self.close(code=CLOSE_SIGNED_OUT)
 
 
@@ -348,13 +420,15 @@ class ControlConsumer(FacilitatorConsumer):
         if not await database_sync_to_async(_still_signed_in)(self.scope):
             await self.signed_out({})
             return
-        await database_sync_to_async(_control)(self.scope["user"], self.session_id, message)
+        await database_sync_to_async(speaking(self.language, _control))(
+            self.scope["user"], self.session_id, message
+        )
 
 
 def _open(session: Session, message: dict[str, Any]) -> None:
     activity = session.activities.filter(pk=parse_id(message.get("activity"))).first()
     if activity is None:
-        raise ActionRefused("That activity is not part of this session.")
+        raise ActionRefused(gettext("That activity is not part of this session."))
     session.open_activity(activity)
 
 
@@ -426,9 +500,11 @@ def _control(user: Any, session_id: int, message: dict[str, Any]) -> None:
         # Locked: two tabs or a double click must not run two actions on one state at once.
         session = _owned_session(user, session_id, lock=True)
         if session is None:
-            raise ActionRefused("This session is not yours to run.")
-        if not session.is_live:
-            raise ActionRefused("This session is not live.")
-        perform, push = CONTROL_ACTIONS[message["action"]]
-        perform(session, message)
+            raise ActionRefused(gettext("This session is not yours to run."))
+        # Refusals in the session's language, even if it changed since this view opened.
+        with translation.override(session.language):
+            if not session.is_live:
+                raise ActionRefused(gettext("This session is not live."))
+            perform, push = CONTROL_ACTIONS[message["action"]]
+            perform(session, message)
         live.after_commit(push, session.pk)

@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 
 from .aggregation import Result
 from .models import Activity, Answer, Session
@@ -116,7 +117,10 @@ def _aliases(participant_ids: set[int]) -> dict[int, str]:
     (a phone may keep its nickname across a group's sessions)."""
     ids = list(participant_ids)
     random.SystemRandom().shuffle(ids)
-    return {participant_id: f"Person {number}" for number, participant_id in enumerate(ids, 1)}
+    return {
+        participant_id: _("Person %(number)s") % {"number": number}
+        for number, participant_id in enumerate(ids, 1)
+    }
 
 
 def shown_steps(the_review: Review) -> list[tuple[int, Step]]:

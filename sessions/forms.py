@@ -5,14 +5,18 @@ from typing import Any
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.utils import translation
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from . import throttle
 from .models import (
-    DEFAULT_FEELINGS,
+    DEFAULT_ROLES,
     Activity,
     FacilitatorSettings,
     Group,
     Session,
+    default_feelings,
+    in_language,
     normalize_join_code,
 )
 
@@ -29,7 +33,7 @@ class SignupForm(UserCreationForm):
 
 class JoinForm(forms.Form):
     code = forms.CharField(
-        label="Session code",
+        label=gettext_lazy("Session code"),
         max_length=20,
         widget=forms.TextInput(
             attrs={
@@ -46,25 +50,61 @@ class JoinForm(forms.Form):
         return normalize_join_code(self.cleaned_data["code"])
 
 
-class NewSessionForm(forms.ModelForm):
+class SessionLanguageMixin(forms.ModelForm):
+    """The session's language is picked from a list; a form sent without it (an older page)
+    keeps the language the session has, and a new session starts in the facilitator's own."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["language"].required = False
+        if self.instance.pk is None and "language" not in self.initial:
+            self.initial["language"] = session_language_for(translation.get_language())
+
+    def clean_language(self) -> str:
+        return self.cleaned_data["language"] or self.initial["language"]
+
+
+def session_language_for(language: str | None) -> str:
+    """The session language closest to `language` (a browser's), English when none fits."""
+    try:
+        return translation.get_supported_language_variant(language or "")
+    except LookupError:
+        return Session._meta.get_field("language").default
+
+
+class NewSessionForm(SessionLanguageMixin):
     class Meta:
         model = Session
-        fields = ["title"]
+        fields = ["title", "language"]
+        labels = {"title": gettext_lazy("Title")}
 
 
 class PlanForm(forms.Form):
-    title = forms.CharField(label="Plan title", max_length=200)
+    title = forms.CharField(label=gettext_lazy("Plan title"), max_length=200)
     description = forms.CharField(
-        label="What it is for (optional)", required=False, widget=forms.Textarea(attrs={"rows": 2})
+        label=gettext_lazy("What it is for (optional)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
     )
 
 
-class SessionForm(forms.ModelForm):
+class SessionForm(SessionLanguageMixin):
     class Meta:
         model = Session
-        fields = ["title", "anonymity_threshold", "auto_approve", "group", "retention_days"]
-        labels = {"anonymity_threshold": "Show results after this many answers"}
-        help_texts = {"group": "A recurring group compares its sessions over time."}
+        fields = [
+            "title",
+            "language",
+            "anonymity_threshold",
+            "auto_approve",
+            "group",
+            "retention_days",
+        ]
+        labels = {
+            "title": gettext_lazy("Title"),
+            "anonymity_threshold": gettext_lazy("Show results after this many answers"),
+            "group": gettext_lazy("Group"),
+        }
+        help_texts = {"group": gettext_lazy("A recurring group compares its sessions over time.")}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -79,8 +119,14 @@ class SessionForm(forms.ModelForm):
         if self.instance.status != Session.Status.DRAFT and promised and threshold < promised:
             # People answered under the promise shown on the consent screen.
             raise forms.ValidationError(
-                f"Once a session has started this can only go up: people answered "
-                f"on the promise that nothing shows before {promised} answers."
+                ngettext(
+                    "Once a session has started this can only go up: people answered "
+                    "on the promise that nothing shows before %(promised)d answer.",
+                    "Once a session has started this can only go up: people answered "
+                    "on the promise that nothing shows before %(promised)d answers.",
+                    promised,
+                )
+                % {"promised": promised}
             )
         return threshold
 
@@ -95,6 +141,7 @@ class GroupForm(forms.ModelForm):
     class Meta:
         model = Group
         fields = ["name", "keep_pseudonyms"]
+        labels = {"name": gettext_lazy("Name")}
 
 
 class NotesForm(forms.ModelForm):
@@ -147,14 +194,13 @@ class ActivityForm(forms.ModelForm):
     ANSWER_SHAPING_FIELDS = {"options", "scale_min", "scale_max"}
 
     options = forms.CharField(
-        label="Options, one per line",
+        label=gettext_lazy("Options, one per line"),
         widget=forms.Textarea(attrs={"rows": 5}),
         required=False,
     )
     roles = forms.CharField(
-        label="The two roles, one per line",
+        label=gettext_lazy("The two roles, one per line"),
         widget=forms.Textarea(attrs={"rows": 2}),
-        initial="Speaker\nListener",
         required=False,
     )
 
@@ -162,26 +208,32 @@ class ActivityForm(forms.ModelForm):
         model = Activity
         fields = [name for name in Activity.STEP_FIELDS if name not in Activity.LIBRARY_ONLY_FIELDS]
         labels = {
-            "prompt": "Prompt",
-            "scale_min": "Lowest value",
-            "scale_max": "Highest value",
-            "scale_min_label": "Label for the lowest value",
-            "scale_max_label": "Label for the highest value",
-            "body": "Text shown to everyone",
-            "inhale_seconds": "Breathe in for (seconds)",
-            "exhale_seconds": "Breathe out for (seconds)",
-            "rounds": "Rounds (roles swap each round)",
-            "timer_seconds": "Countdown in seconds (optional)",
-            "private_results": "Keep the results off the projector",
-            "script": "Your script (only you see it)",
+            "kind": gettext_lazy("Kind"),
+            "prompt": gettext_lazy("Prompt"),
+            "scale_min": gettext_lazy("Lowest value"),
+            "scale_max": gettext_lazy("Highest value"),
+            "scale_min_label": gettext_lazy("Label for the lowest value"),
+            "scale_max_label": gettext_lazy("Label for the highest value"),
+            "body": gettext_lazy("Text shown to everyone"),
+            "inhale_seconds": gettext_lazy("Breathe in for (seconds)"),
+            "exhale_seconds": gettext_lazy("Breathe out for (seconds)"),
+            "rounds": gettext_lazy("Rounds (roles swap each round)"),
+            "timer_seconds": gettext_lazy("Countdown in seconds (optional)"),
+            "private_results": gettext_lazy("Keep the results off the projector"),
+            "script": gettext_lazy("Your script (only you see it)"),
         }
         widgets = {
             "body": forms.Textarea(attrs={"rows": 4}),
             "script": forms.Textarea(attrs={"rows": 4}),
         }
 
-    def __init__(self, *args: Any, kind: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, kind: str | None = None, language: str | None = None, **kwargs: Any
+    ) -> None:
+        """`language`: the session's, for the words a new activity starts with (the feelings
+        of an emotion check-in, the roles of a pair round); the labels follow the page."""
         super().__init__(*args, **kwargs)
+        language = language or translation.get_language() or "en"
         # The add form and any open edit forms share a page: their ids must not collide.
         self.auto_id = f"activity-{self.instance.pk}-%s" if self.instance.pk else "new-%s"
         if self.instance.pk:
@@ -198,26 +250,29 @@ class ActivityForm(forms.ModelForm):
                 del self.fields[name]
         if "options" in self.fields:
             options = self.instance.options or (
-                DEFAULT_FEELINGS if kind == Activity.Kind.EMOTION else []
+                default_feelings(language) if kind == Activity.Kind.EMOTION else []
             )
             self.initial["options"] = "\n".join(options)
             if kind == Activity.Kind.QUESTION_CARDS:
-                self.fields["options"].label = "The questions on the cards, one per line"
-        if "roles" in self.fields and self.instance.roles:
-            self.initial["roles"] = "\n".join(self.instance.roles)
+                self.fields["options"].label = gettext("The questions on the cards, one per line")
+        if "roles" in self.fields:
+            roles = self.instance.roles or in_language(language, DEFAULT_ROLES)
+            self.initial["roles"] = "\n".join(roles)
         if "body" in self.fields:
             self.fields["body"].required = kind in self.BODY_REQUIRED
         if self.instance.pk and (self.instance.answers.exists() or self.instance.cards_drawn):
             why = (
-                "Cards have been drawn already, so the deck can no longer change."
+                gettext("Cards have been drawn already, so the deck can no longer change.")
                 if self.instance.cards_drawn
-                else "People have answered already, so this can no longer change."
+                else gettext("People have answered already, so this can no longer change.")
             )
             for name in self.ANSWER_SHAPING_FIELDS & set(self.fields):
                 self.fields[name].disabled = True
                 self.fields[name].help_text = why
         self.fields["prompt"].label = (
-            "Question or prompt" if Activity(kind=kind).takes_answers else "Step title"
+            gettext("Question or prompt")
+            if Activity(kind=kind).takes_answers
+            else gettext("Step title")
         )
 
     def clean_options(self) -> list[str]:
@@ -228,30 +283,50 @@ class ActivityForm(forms.ModelForm):
             (3, MAX_CARDS, CARD_MAX_LENGTH) if cards else (2, MAX_OPTIONS, OPTION_MAX_LENGTH)
         )
         if len(options) < fewest:
-            words = {2: "two", 3: "three"}
-            raise forms.ValidationError(f"Give at least {words[fewest]} options, one per line.")
+            raise forms.ValidationError(
+                gettext("Give at least three options, one per line.")
+                if cards
+                else gettext("Give at least two options, one per line.")
+            )
         if len(options) > most:
-            raise forms.ValidationError(f"Give at most {most} options.")
+            raise forms.ValidationError(
+                ngettext("Give at most %(count)d option.", "Give at most %(count)d options.", most)
+                % {"count": most}
+            )
         if any(len(option) > longest for option in options):
-            raise forms.ValidationError(f"Keep each option under {longest} characters.")
+            raise forms.ValidationError(
+                ngettext(
+                    "Keep each option under %(count)d character.",
+                    "Keep each option under %(count)d characters.",
+                    longest,
+                )
+                % {"count": longest}
+            )
         if len({option.casefold() for option in options}) != len(options):
-            raise forms.ValidationError("Each option must be different.")
+            raise forms.ValidationError(gettext("Each option must be different."))
         return options
 
     def clean_roles(self) -> list[str]:
         roles = [" ".join(line.split()) for line in self.cleaned_data["roles"].splitlines()]
         roles = [role for role in roles if role]
         if len(roles) != 2 or roles[0].casefold() == roles[1].casefold():
-            raise forms.ValidationError("Give two different roles, one per line.")
+            raise forms.ValidationError(gettext("Give two different roles, one per line."))
         if any(len(role) > ROLE_MAX_LENGTH for role in roles):
-            raise forms.ValidationError(f"Keep each role under {ROLE_MAX_LENGTH} characters.")
+            raise forms.ValidationError(
+                ngettext(
+                    "Keep each role under %(count)d character.",
+                    "Keep each role under %(count)d characters.",
+                    ROLE_MAX_LENGTH,
+                )
+                % {"count": ROLE_MAX_LENGTH}
+            )
         return roles
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         low, high = cleaned.get("scale_min"), cleaned.get("scale_max")
         if low is not None and high is not None and low >= high:
-            self.add_error("scale_max", "The highest value must be above the lowest.")
+            self.add_error("scale_max", gettext("The highest value must be above the lowest."))
         return cleaned
 
 
@@ -265,7 +340,7 @@ class ThrottledAuthenticationForm(AuthenticationForm):
 
     error_messages = {
         **AuthenticationForm.error_messages,
-        "throttled": "Too many failed sign-ins. Wait 15 minutes, then try again.",
+        "throttled": gettext_lazy("Too many failed sign-ins. Wait 15 minutes, then try again."),
     }
 
     def clean(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 
 from . import live
 from .forms import GroupForm
@@ -93,7 +94,8 @@ def group_delete(request: HttpRequest, group_id: int) -> HttpResponse:
                 live.after_commit(live.close_session, session_id)
         group.delete()  # its members go with it; sessions kept are detached (SET_NULL)
     if with_sessions:
-        messages.success(request, f"“{group.name}” and its sessions are deleted.")
+        message = gettext("“%(name)s” and its sessions are deleted.")
     else:
-        messages.success(request, f"“{group.name}” is deleted. Its sessions are kept.")
+        message = gettext("“%(name)s” is deleted. Its sessions are kept.")
+    messages.success(request, message % {"name": group.name})
     return redirect("group_list")

@@ -3,6 +3,10 @@
 Each region is one partial template, used for the page render and for the WebSocket push; htmx's
 ws extension swaps it in by id. Pushes are scheduled with transaction.on_commit so that no
 client ever sees data that could still roll back.
+
+The control view and the projector are rendered in the session's language; a phone shows
+Attune's own words in its browser's language (the consumer keeps it), so what all phones share
+is rendered once per language.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.dispatch import receiver
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from .aggregation import Result, profile, summarize
 from .models import Activity, Answer, Participant, Session, only_row
@@ -176,12 +181,14 @@ def _load(session_id: int) -> Session:
 def _counts_and_results(session: Session) -> list[tuple[str, dict]]:
     """The control view's and projector's regions that show counts and results, rendered."""
     context = live_context(session)
+    with translation.override(session.language):
+        control_html, projector_html = (
+            render_control_live(context),
+            render_projector_stage(context),
+        )
     return [
-        (control_group(session.pk), {"type": "html.push", "html": render_control_live(context)}),
-        (
-            projector_group(session.pk),
-            {"type": "html.push", "html": render_projector_stage(context)},
-        ),
+        (control_group(session.pk), {"type": "html.push", "html": control_html}),
+        (projector_group(session.pk), {"type": "html.push", "html": projector_html}),
     ]
 
 
@@ -275,7 +282,8 @@ def push_facilitator_views(session_id: int) -> None:
     session = _load(session_id)
     _push_counts_and_results(session)
     # The facilitator's action went through: clear any earlier error on the control view.
-    html = render_notice("") + render_control_agenda(session)
+    with translation.override(session.language):
+        html = render_notice("") + render_control_agenda(session)
     _send(control_group(session_id), {"type": "html.push", "html": html})
 
 
@@ -292,8 +300,9 @@ def push_session(session_id: int) -> None:
 
 
 def _shared_phone_stage(session_id: int) -> dict:
-    """The stage of every phone with nothing of its own to show, rendered once for all of them,
-    and which phones have something of their own (an answer) and render their own stage.
+    """The stage of every phone with nothing of its own to show, rendered once for all of them
+    in each language (each phone picks its own), and which phones have something of their own
+    (an answer) and render their own stage.
 
     In a pair round each phone shows its own group, so each renders its own.
     """
@@ -302,8 +311,14 @@ def _shared_phone_stage(session_id: int) -> dict:
     if activity and activity.kind == Activity.Kind.PAIR_ROUND:
         return {}
     context = {"session": session, "activity": activity, **_step_context(session)}
+    html = {}
+    for language, _name in settings.LANGUAGES:
+        with translation.override(language):
+            html[language] = render_notice("") + render_to_string(
+                "sessions/partials/phone_stage.html", context
+            )
     return {
-        "html": render_notice("") + render_to_string("sessions/partials/phone_stage.html", context),
+        "html": html,
         "answered": list(activity.answers.values_list("participant_id", flat=True))
         if activity
         else [],

@@ -14,7 +14,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Max, Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_lazy, gettext_noop, ngettext
 
 from .pseudonyms import random_pseudonym
 from .safety import needs_care
@@ -24,20 +25,24 @@ from .text import clean_text
 JOIN_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 JOIN_CODE_LENGTH = 6
 
+# The options a new emotion check-in starts with, in English; default_feelings() gives them in
+# the session's language. Stored as data: a session's answers keep the words they were given.
 DEFAULT_FEELINGS = [
-    "Calm",
-    "Hopeful",
-    "Connected",
-    "Grateful",
-    "Curious",
-    "Tired",
-    "Anxious",
-    "Lonely",
-    "Sad",
-    "Frustrated",
-    "Overwhelmed",
-    "Numb",
+    gettext_noop("Calm"),
+    gettext_noop("Hopeful"),
+    gettext_noop("Connected"),
+    gettext_noop("Grateful"),
+    gettext_noop("Curious"),
+    gettext_noop("Tired"),
+    gettext_noop("Anxious"),
+    gettext_noop("Lonely"),
+    gettext_noop("Sad"),
+    gettext_noop("Frustrated"),
+    gettext_noop("Overwhelmed"),
+    gettext_noop("Numb"),
 ]
+# The two roles a new pair round starts with, like the feelings.
+DEFAULT_ROLES = [gettext_noop("Speaker"), gettext_noop("Listener")]
 
 OPEN_TEXT_MAX_LENGTH = 500
 # Open text can point at its writer more than a tick in a box: none shows before this many.
@@ -51,6 +56,16 @@ WORDS_PER_PERSON = 3
 
 class ActionRefused(Exception):
     """An answer or action refused with a message for the person; nothing was stored."""
+
+
+def in_language(language: str, words: list[str]) -> list[str]:
+    """Default words (marked with gettext_noop) translated into `language`."""
+    with translation.override(language):
+        return [gettext(word) for word in words]
+
+
+def default_feelings(language: str) -> list[str]:
+    return in_language(language, DEFAULT_FEELINGS)
 
 
 def new_join_code() -> str:
@@ -74,15 +89,17 @@ class FacilitatorSettings(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attune_settings"
     )
     retention_days = models.PositiveSmallIntegerField(
-        "Delete raw answers after (days)",
+        gettext_lazy("Delete raw answers after (days)"),
         default=30,
         validators=[MinValueValidator(1), MaxValueValidator(3650)],
-        help_text="Days after a session ends. Only the counts that met the anonymity threshold "
-        "are kept after that.",
+        help_text=gettext_lazy(
+            "Days after a session ends. Only the counts that met the anonymity threshold "
+            "are kept after that."
+        ),
     )
 
     class Meta:
-        verbose_name_plural = "facilitator settings"
+        verbose_name_plural = gettext_lazy("facilitator settings")
 
     def __str__(self) -> str:
         return f"Settings of {self.user}"
@@ -110,10 +127,12 @@ class Group(models.Model):
     )
     name = models.CharField(max_length=120)
     keep_pseudonyms = models.BooleanField(
-        "Phones may keep their nickname across this group's sessions",
+        gettext_lazy("Phones may keep their nickname across this group's sessions"),
         default=False,
-        help_text="Each participant chooses on their phone. They then see their own check-in "
-        "trend there; you still see only group figures.",
+        help_text=gettext_lazy(
+            "Each participant chooses on their phone. They then see their own check-in "
+            "trend there; you still see only group figures."
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -195,7 +214,9 @@ class SessionQuerySet(models.QuerySet["Session"]):
         # "live" sorts after "ended", so a live session wins.
         session = self.with_join_code(code).order_by("-status").first()
         if session is None:
-            return None, "No session has that code. Check the code on the screen and try again."
+            return None, gettext(
+                "No session has that code. Check the code on the screen and try again."
+            )
         return session, session.join_refusal()
 
     def join_refusal_for_code(self, code: str) -> str | None:
@@ -205,9 +226,9 @@ class SessionQuerySet(models.QuerySet["Session"]):
 
 class Session(models.Model):
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        LIVE = "live", "Live"
-        ENDED = "ended", "Ended"
+        DRAFT = "draft", gettext_lazy("Draft")
+        LIVE = "live", gettext_lazy("Live")
+        ENDED = "ended", gettext_lazy("Ended")
 
     facilitator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="facilitated_sessions"
@@ -218,14 +239,27 @@ class Session(models.Model):
     anonymity_threshold = models.PositiveSmallIntegerField(
         default=3,
         validators=[MinValueValidator(2), MaxValueValidator(50)],
-        help_text="Results stay hidden until at least this many people have answered.",
+        help_text=gettext_lazy(
+            "Results stay hidden until at least this many people have answered."
+        ),
     )
     joins_locked = models.BooleanField(default=False)
     auto_approve = models.BooleanField(
-        "Show open answers without approving each one",
+        gettext_lazy("Show open answers without approving each one"),
         default=False,
-        help_text="Off: each open-text answer waits for your approval before the projector "
-        "shows it.",
+        help_text=gettext_lazy(
+            "Off: each open-text answer waits for your approval before the projector shows it."
+        ),
+    )
+    language = models.CharField(
+        gettext_lazy("Language of the session"),
+        max_length=10,
+        choices=settings.LANGUAGES,
+        default="en",
+        help_text=gettext_lazy(
+            "The projector, the control view and the prompts on the phones use it. Each "
+            "phone shows Attune's own words in its browser's language."
+        ),
     )
     current_activity = models.ForeignKey(
         "Activity", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -245,13 +279,15 @@ class Session(models.Model):
     group = models.ForeignKey(
         Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
     )
-    notes = models.TextField("Private notes", blank=True, max_length=20000)
+    notes = models.TextField(gettext_lazy("Private notes"), blank=True, max_length=20000)
     retention_days = models.PositiveSmallIntegerField(
-        "Delete raw answers after (days)",
+        gettext_lazy("Delete raw answers after (days)"),
         default=30,
         validators=[MinValueValidator(1), MaxValueValidator(3650)],
-        help_text="Days after the session ends. Only the counts that met the anonymity "
-        "threshold are kept after that.",
+        help_text=gettext_lazy(
+            "Days after the session ends. Only the counts that met the anonymity "
+            "threshold are kept after that."
+        ),
     )
     # Set when the retention rule deleted the raw answers (see apply_retention).
     answers_deleted_at = models.DateTimeField(null=True, blank=True)
@@ -345,7 +381,7 @@ class Session(models.Model):
 
     def open_activity(self, activity: Activity) -> None:
         if activity.session_id != self.pk:
-            raise ActionRefused("That activity belongs to another session.")
+            raise ActionRefused(gettext("That activity belongs to another session."))
         self._clock_out()
         self.current_activity = activity
         self.results_visible = not activity.private_results
@@ -376,10 +412,12 @@ class Session(models.Model):
         click, or presses replayed after a reconnect, must not skip past an activity.
         """
         if seen_activity_id is not None and seen_activity_id != (self.current_activity_id or 0):
-            raise ActionRefused("The session has already moved on; that press was ignored.")
+            raise ActionRefused(
+                gettext("The session has already moved on; that press was ignored.")
+            )
         activities = self.activities_in_order()
         if not activities:
-            raise ActionRefused("The agenda is empty: add an activity first.")
+            raise ActionRefused(gettext("The agenda is empty: add an activity first."))
         if self.current_activity_id is None:
             index = 0 if offset > 0 else len(activities) - 1
         else:
@@ -387,7 +425,9 @@ class Session(models.Model):
             index = ids.index(self.current_activity_id) + offset
         if not 0 <= index < len(activities):
             raise ActionRefused(
-                "This is the last activity." if offset > 0 else "This is the first activity."
+                gettext("This is the last activity.")
+                if offset > 0
+                else gettext("This is the first activity.")
             )
         self.open_activity(activities[index])
 
@@ -412,7 +452,7 @@ class Session(models.Model):
             .first()
         )
         if answer is None:
-            raise ActionRefused("That answer is not here any more.")
+            raise ActionRefused(gettext("That answer is not here any more."))
         answer.moderation = moderation
         answer.save(update_fields=["moderation"])
 
@@ -443,14 +483,14 @@ class Session(models.Model):
 
     def pause_timer(self) -> None:
         if self.timer_ends_at is None:
-            raise ActionRefused("No countdown is running.")
+            raise ActionRefused(gettext("No countdown is running."))
         self.timer_paused_seconds = self.timer_remaining_seconds()
         self.timer_ends_at = None
         self.save(update_fields=["timer_ends_at", "timer_paused_seconds"])
 
     def resume_timer(self) -> None:
         if self.timer_paused_seconds is None:
-            raise ActionRefused("The countdown is not paused.")
+            raise ActionRefused(gettext("The countdown is not paused."))
         self._set_timer(self.timer_paused_seconds)
         self.save(update_fields=["timer_ends_at", "timer_paused_seconds"])
 
@@ -472,8 +512,8 @@ class Session(models.Model):
     def open_step(self, kind: str) -> Activity:
         activity = self.current_activity
         if activity is None or activity.kind != kind:
-            label = Activity.Kind(kind).label.lower()
-            raise ActionRefused(f"Open a {label} step first.")
+            label = str(Activity.Kind(kind).label).lower()
+            raise ActionRefused(gettext("Open a %(kind)s step first.") % {"kind": label})
         return activity
 
     def draw_pairs(self) -> None:
@@ -498,10 +538,14 @@ class Session(models.Model):
     def add_steps(self, steps: list[dict[str, Any]], *, source: str = "") -> list[Activity]:
         """Copy steps (Activity field values, as in the library) to the end of the agenda.
 
-        A copy, not a link: a later version of an exercise never changes this session.
+        A copy, not a link: a later version of an exercise never changes this session. A library
+        step comes in the session's language where the library translates it.
         """
+        from .exercises.translations import localized_steps  # the library imports this module
+
         return [
-            Activity.objects.create(session=self, **{"source": source, **step}) for step in steps
+            Activity.objects.create(session=self, **{"source": source, **step})
+            for step in localized_steps(steps, self.language)
         ]
 
     def suggested_minutes(self) -> int:
@@ -517,11 +561,13 @@ class Session(models.Model):
     def join_refusal(self) -> str | None:
         """Why a new phone may not join now, or None when it may."""
         if self.status == self.Status.DRAFT:
-            return "This session has not started yet. Ask the facilitator for the code once it has."
+            return gettext(
+                "This session has not started yet. Ask the facilitator for the code once it has."
+            )
         if self.is_ended:
-            return "This session has ended. Thank you for taking part."
+            return gettext("This session has ended. Thank you for taking part.")
         if self.joins_locked:
-            return "This session is not taking new participants right now."
+            return gettext("This session is not taking new participants right now.")
         return None
 
     def add_participant(self, member: Member | None = None) -> tuple[Participant, str]:
@@ -593,17 +639,17 @@ class Session(models.Model):
 
 class Activity(models.Model):
     class Kind(models.TextChoices):
-        SINGLE_CHOICE = "single_choice", "Single choice"
-        MULTIPLE_CHOICE = "multiple_choice", "Multiple choice"
-        SCALE = "scale", "Scale"
-        OPEN_TEXT = "open_text", "Open text"
-        WORD_CLOUD = "word_cloud", "Word cloud"
-        EMOTION = "emotion", "Emotion check-in"
-        INSTRUCTION = "instruction", "Instruction or exercise step"
-        BREATHING = "breathing", "Breathing pacer"
-        PAIR_ROUND = "pair_round", "Pair round"
-        QUESTION_CARDS = "question_cards", "Question cards"
-        RESOURCES = "resources", "Support and resources"
+        SINGLE_CHOICE = "single_choice", gettext_lazy("Single choice")
+        MULTIPLE_CHOICE = "multiple_choice", gettext_lazy("Multiple choice")
+        SCALE = "scale", gettext_lazy("Scale")
+        OPEN_TEXT = "open_text", gettext_lazy("Open text")
+        WORD_CLOUD = "word_cloud", gettext_lazy("Word cloud")
+        EMOTION = "emotion", gettext_lazy("Emotion check-in")
+        INSTRUCTION = "instruction", gettext_lazy("Instruction or exercise step")
+        BREATHING = "breathing", gettext_lazy("Breathing pacer")
+        PAIR_ROUND = "pair_round", gettext_lazy("Pair round")
+        QUESTION_CARDS = "question_cards", gettext_lazy("Question cards")
+        RESOURCES = "resources", gettext_lazy("Support and resources")
 
     CHOICE_KINDS = {Kind.SINGLE_CHOICE, Kind.MULTIPLE_CHOICE, Kind.EMOTION}
     # Steps that are led rather than answered.
@@ -653,14 +699,14 @@ class Activity(models.Model):
     # How long the activity was open in the session, added up each time it closes.
     actual_seconds = models.PositiveIntegerField(default=0)
     private_results = models.BooleanField(
-        default=False, help_text="Results are never shown on the projector."
+        default=False, help_text=gettext_lazy("Results are never shown on the projector.")
     )
     # The library exercise this step was copied from, e.g. "check-in v1".
     source = models.CharField(max_length=80, blank=True)
 
     class Meta:
         ordering = ["position", "id"]
-        verbose_name_plural = "activities"
+        verbose_name_plural = gettext_lazy("activities")
 
     def __str__(self) -> str:
         return self.prompt
@@ -742,10 +788,10 @@ class Activity(models.Model):
         must not skip a card.
         """
         if seen_count is not None and seen_count != len(self.cards_drawn):
-            raise ActionRefused("A card was drawn just now; that press was ignored.")
+            raise ActionRefused(gettext("A card was drawn just now; that press was ignored."))
         left = [index for index in range(len(self.options)) if index not in self.cards_drawn]
         if not left:
-            raise ActionRefused("Every card has been drawn.")
+            raise ActionRefused(gettext("Every card has been drawn."))
         self.cards_drawn = [*self.cards_drawn, secrets.choice(left)]
         self.save(update_fields=["cards_drawn"])
 
@@ -768,7 +814,7 @@ class Activity(models.Model):
         """
         present = list(self.session.participants.present())
         if len(present) < 2:
-            raise ActionRefused("At least two people must be connected to draw pairs.")
+            raise ActionRefused(gettext("At least two people must be connected to draw pairs."))
         # Earlier rounds and the current pairs: "Draw new pairs" should bring new partners.
         met = _partners_so_far(self.session)
         best: list[list[Participant]] = []
@@ -801,9 +847,9 @@ class Activity(models.Model):
 
     def next_round(self) -> None:
         if not self.current_round:
-            raise ActionRefused("Draw pairs first.")
+            raise ActionRefused(gettext("Draw pairs first."))
         if self.current_round >= self.rounds:
-            raise ActionRefused("That was the last round.")
+            raise ActionRefused(gettext("That was the last round."))
         self.current_round += 1
         self.save(update_fields=["current_round"])
 
@@ -853,53 +899,77 @@ class Activity(models.Model):
     def clean_answer(self, data: dict[str, Any]) -> Any:
         """The value to store for an answer message, or ValidationError saying what is wrong."""
         if not self.takes_answers:
-            raise ValidationError("This step does not take answers.")
+            raise ValidationError(gettext("This step does not take answers."))
         if self.is_choice:
             picked = _as_strings(data.get("choice"))
             if not picked:
-                raise ValidationError("Pick an option, or pass.")
+                raise ValidationError(gettext("Pick an option, or pass."))
             if not self.allows_many and len(picked) > 1:
-                raise ValidationError("Pick only one option.")
+                raise ValidationError(gettext("Pick only one option."))
             try:
                 indexes = sorted({int(value) for value in picked})
             except ValueError:
-                raise ValidationError("That is not one of the options.") from None
+                raise ValidationError(gettext("That is not one of the options.")) from None
             if any(not 0 <= index < len(self.options) for index in indexes):
-                raise ValidationError("That is not one of the options.")
+                raise ValidationError(gettext("That is not one of the options."))
             return indexes
         if self.kind == self.Kind.SCALE:
             picked = _as_strings(data.get("value"))
             if len(picked) != 1:
-                raise ValidationError("Pick one point on the scale, or pass.")
+                raise ValidationError(gettext("Pick one point on the scale, or pass."))
             try:
                 value = int(picked[0])
             except ValueError:
-                raise ValidationError("Pick one point on the scale.") from None
+                raise ValidationError(gettext("Pick one point on the scale.")) from None
             if not self.scale_min <= value <= self.scale_max:
-                raise ValidationError(f"Pick a number from {self.scale_min} to {self.scale_max}.")
+                raise ValidationError(
+                    gettext("Pick a number from %(lowest)d to %(highest)d.")
+                    % {"lowest": self.scale_min, "highest": self.scale_max}
+                )
             return value
         if self.kind == self.Kind.OPEN_TEXT:
             texts = _as_strings(data.get("text"))
             if len(texts) != 1:
-                raise ValidationError("Write your answer, or pass.")
+                raise ValidationError(gettext("Write your answer, or pass."))
             text = clean_text(texts[0], max_length=OPEN_TEXT_MAX_LENGTH + 1, keep_newlines=True)
             if len(text) > OPEN_TEXT_MAX_LENGTH:
-                raise ValidationError(f"Keep it under {OPEN_TEXT_MAX_LENGTH} characters.")
+                raise ValidationError(
+                    ngettext(
+                        "Keep it under %(count)d character.",
+                        "Keep it under %(count)d characters.",
+                        OPEN_TEXT_MAX_LENGTH,
+                    )
+                    % {"count": OPEN_TEXT_MAX_LENGTH}
+                )
             if not text:
-                raise ValidationError("Write your answer, or pass.")
+                raise ValidationError(gettext("Write your answer, or pass."))
             return text
         # Word cloud: up to three words, folded so "Hope", " hope " and "HOPE" count together.
         words: list[str] = []
         for typed in _as_strings(data.get("word")):
             word = clean_text(typed, max_length=WORD_MAX_LENGTH * 4).casefold()
             if len(word) > WORD_MAX_LENGTH:
-                raise ValidationError(f"Keep each word under {WORD_MAX_LENGTH} characters.")
+                raise ValidationError(
+                    ngettext(
+                        "Keep each word under %(count)d character.",
+                        "Keep each word under %(count)d characters.",
+                        WORD_MAX_LENGTH,
+                    )
+                    % {"count": WORD_MAX_LENGTH}
+                )
             if word and word not in words:
                 words.append(word)
         if not words:
-            raise ValidationError("Write at least one word, or pass.")
+            raise ValidationError(gettext("Write at least one word, or pass."))
         if len(words) > WORDS_PER_PERSON:
-            raise ValidationError(f"Up to {WORDS_PER_PERSON} words, please.")
+            raise ValidationError(
+                ngettext(
+                    "Up to %(count)d word, please.",
+                    "Up to %(count)d words, please.",
+                    WORDS_PER_PERSON,
+                )
+                % {"count": WORDS_PER_PERSON}
+            )
         return words
 
 
@@ -911,7 +981,7 @@ def _as_strings(value: Any) -> list[str]:
         return [value]
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return list(value)
-    raise ValidationError("That answer is not in a form Attune understands.")
+    raise ValidationError(gettext("That answer is not in a form Attune understands."))
 
 
 class ParticipantQuerySet(models.QuerySet["Participant"]):
@@ -975,15 +1045,15 @@ class Participant(models.Model):
         activity = session.current_activity
         if activity is None or activity.pk != parse_id(activity_id):
             if not session.activities.filter(pk=parse_id(activity_id)).exists():
-                raise ActionRefused("That activity is not part of this session.")
+                raise ActionRefused(gettext("That activity is not part of this session."))
             if session.is_live:
-                raise ActionRefused("That activity is closed; your answer was not saved.")
+                raise ActionRefused(gettext("That activity is closed; your answer was not saved."))
         if not session.is_live:
-            raise ActionRefused("This session has ended; answers are closed.")
+            raise ActionRefused(gettext("This session has ended; answers are closed."))
         if not activity.takes_answers:
-            raise ActionRefused("This step does not take answers.")
+            raise ActionRefused(gettext("This step does not take answers."))
         if session.answers_locked:
-            raise ActionRefused("Answers are locked for this activity.")
+            raise ActionRefused(gettext("Answers are locked for this activity."))
         activity.session = session
         return activity
 
@@ -1123,7 +1193,9 @@ def parse_client_id(value: Any) -> str:
     if value is None or value == "":
         return ""
     if not isinstance(value, str) or not CLIENT_ID.fullmatch(value):
-        raise ActionRefused("That answer could not be read. Reload the page and try again.")
+        raise ActionRefused(
+            gettext("That answer could not be read. Reload the page and try again.")
+        )
     return value
 
 
@@ -1143,9 +1215,9 @@ class Answer(models.Model):
 
     class Moderation(models.TextChoices):
         # Open text waits for the facilitator before the projector shows it.
-        PENDING = "pending", "Waiting for approval"
-        APPROVED = "approved", "Shown"
-        HIDDEN = "hidden", "Hidden"
+        PENDING = "pending", gettext_lazy("Waiting for approval")
+        APPROVED = "approved", gettext_lazy("Shown")
+        HIDDEN = "hidden", gettext_lazy("Hidden")
 
     activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="answers")
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="answers")

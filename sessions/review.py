@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext as _
+
 from .aggregation import ProfileBar, Result, profile, summarize
 from .models import Activity, Session
 
@@ -38,7 +40,7 @@ class Comparison:
 
     @property
     def sides(self) -> list[tuple[str, Step]]:
-        return [("Before", self.before), ("After", self.after)]
+        return [(_("Before"), self.before), (_("After"), self.after)]
 
     @property
     def shown(self) -> bool:

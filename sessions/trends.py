@@ -15,6 +15,7 @@ from itertools import count
 
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import gettext as _
 
 from .aggregation import Result, summarize
 from .models import Activity, Group, Session
@@ -36,9 +37,9 @@ class Figure:
     @property
     def label(self) -> str:
         if self.hidden:
-            return "hidden"
+            return _("hidden")
         if self.mean is None:
-            return "not asked"
+            return _("not asked")
         return f"{self.mean} ± {self.spread}"
 
 
@@ -239,7 +240,8 @@ class Series:
             y=axes.y(mean),
             low=axes.y(max(axes.low, mean - (spread or 0))),
             high=axes.y(min(axes.high, mean + (spread or 0))),
-            title=f"{self.name}, {row.date}: mean {mean}, spread {spread}",
+            title=_("%(series)s, %(date)s: mean %(mean)s, spread %(spread)s")
+            % {"series": self.name, "date": row.date, "mean": mean, "spread": spread},
         )
 
     @property
@@ -268,8 +270,8 @@ def scale_chart(trend: MeasureTrend) -> ScaleChart:
     return ScaleChart(
         axes,
         [
-            Series(axes, "Check-in", "check-in", CIRCLE, -SERIES_OFFSET, check_in),
-            Series(axes, "Check-out", "check-out", SQUARE, SERIES_OFFSET, check_out),
+            Series(axes, _("Check-in"), "check-in", CIRCLE, -SERIES_OFFSET, check_in),
+            Series(axes, _("Check-out"), "check-out", SQUARE, SERIES_OFFSET, check_out),
         ],
     )
 
@@ -302,7 +304,8 @@ def attendance_chart(rows: list[SessionRow]) -> AttendanceChart:
             y=axes.y(row.joined),
             height=round(axes.bottom - axes.y(row.joined), 1),
             peak_y=axes.y(row.peak_present),
-            title=f"{row.date}: {row.joined} joined, at most {row.peak_present} at once",
+            title=_("%(date)s: %(joined)s joined, at most %(peak)s at once")
+            % {"date": row.date, "joined": row.joined, "peak": row.peak_present},
         )
         for index, row in enumerate(rows)
     ]

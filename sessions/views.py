@@ -13,8 +13,9 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.html import escape
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
@@ -29,6 +30,7 @@ from .forms import (
     SessionForm,
     SignupForm,
     ThrottledAuthenticationForm,
+    session_language_for,
 )
 from .models import (
     ActionRefused,
@@ -46,7 +48,9 @@ from .review import review
 
 # Participants ---------------------------------------------------------------------------
 
-TOO_MANY_CODES = "Too many tries with codes that do not exist. Wait a minute, then try again."
+TOO_MANY_CODES = gettext_lazy(
+    "Too many tries with codes that do not exist. Wait a minute, then try again."
+)
 
 
 def join(request: HttpRequest) -> HttpResponse:
@@ -231,7 +235,7 @@ def _agenda_context(session: Session, new_form: ActivityForm | None = None) -> d
     return {
         "session": session,
         "activities": session.activities_in_order(),
-        "new_form": new_form or ActivityForm(),
+        "new_form": new_form or ActivityForm(language=session.language),
     }
 
 
@@ -258,7 +262,11 @@ def activity_new_form(request: HttpRequest, session_id: int) -> HttpResponse:
     """The add-activity form for the kind picked in its select (htmx swaps it in)."""
     session = _get_own_session(request, session_id)
     # Keep what was typed as the prompt when the kind changes.
-    form = ActivityForm(kind=request.GET.get("kind"), initial={"prompt": request.GET.get("prompt")})
+    form = ActivityForm(
+        kind=request.GET.get("kind"),
+        initial={"prompt": request.GET.get("prompt")},
+        language=session.language,
+    )
     return render(
         request, "sessions/partials/activity_new_form.html", {"session": session, "form": form}
     )
@@ -268,7 +276,7 @@ def activity_new_form(request: HttpRequest, session_id: int) -> HttpResponse:
 @require_POST
 def activity_add(request: HttpRequest, session_id: int) -> HttpResponse:
     session = _get_own_session(request, session_id)
-    form = ActivityForm(request.POST, kind=request.POST.get("kind"))
+    form = ActivityForm(request.POST, kind=request.POST.get("kind"), language=session.language)
     if not form.is_valid():
         return render(
             request,
@@ -285,7 +293,7 @@ def activity_add(request: HttpRequest, session_id: int) -> HttpResponse:
 @login_required
 def activity_edit(request: HttpRequest, session_id: int, activity_id: int) -> HttpResponse:
     activity = _get_own_activity(request, session_id, activity_id)
-    form = ActivityForm(request.POST or None, instance=activity)
+    form = ActivityForm(request.POST or None, instance=activity, language=activity.session.language)
     if request.method == "POST" and form.is_valid():
         form.save()
         session = activity.session
@@ -306,7 +314,7 @@ def activity_move(request: HttpRequest, session_id: int, activity_id: int) -> Ht
     activity = _get_own_activity(request, session_id, activity_id)
     offset = {"up": -1, "down": 1}.get(request.POST.get("direction", ""))
     if offset is None:
-        return HttpResponse("Direction must be up or down.", status=400)
+        return HttpResponse(gettext("Direction must be up or down."), status=400)
     with transaction.atomic():
         activity.move(offset)
     return _agenda_response(request, activity.session, shown_on_phones=False)
@@ -351,7 +359,12 @@ def exercise_add(request: HttpRequest, session_id: int, exercise_id: int) -> Htt
 def plan_use(request: HttpRequest, plan_id: int) -> HttpResponse:
     """One click: a new draft session with the plan's agenda, ready to edit."""
     plan = get_object_or_404(Plan.objects.available_to(request.user), pk=plan_id)
-    session = Session.objects.create(facilitator=request.user, title=plan.title)
+    session = Session.objects.create(
+        facilitator=request.user,
+        title=plan.title,
+        # As a session created from the dashboard: in the language the facilitator reads.
+        language=session_language_for(translation.get_language()),
+    )
     session.add_steps(plan.steps)
     return redirect("session_edit", session_id=session.pk)
 
@@ -369,10 +382,13 @@ def plan_save(request: HttpRequest, session_id: int) -> HttpResponse:
             steps=session.agenda_as_steps(),
             duration_minutes=session.suggested_minutes(),
         )
-        messages.success(request, f"Saved as your plan “{form.cleaned_data['title']}”.")
+        messages.success(
+            request,
+            gettext("Saved as your plan “%(title)s”.") % {"title": form.cleaned_data["title"]},
+        )
     else:
         messages.error(
-            request, "Give the plan a title, and put at least one activity on the agenda."
+            request, gettext("Give the plan a title, and put at least one activity on the agenda.")
         )
     return redirect("session_edit", session_id=session.pk)
 
@@ -428,13 +444,25 @@ def _running_session(request: HttpRequest, session_id: int) -> Session | HttpRes
     return session
 
 
+def _render_in_session_language(
+    request: HttpRequest, session: Session, template: str, context: dict
+) -> HttpResponse:
+    """The control view and the projector speak the session's language, whatever the browser
+    asks for, as their live pushes do (sessions/live.py)."""
+    with translation.override(session.language):
+        response = render(request, template, context)
+    response.headers["Content-Language"] = session.language
+    return response
+
+
 @login_required
 def session_control(request: HttpRequest, session_id: int) -> HttpResponse:
     session = _running_session(request, session_id)
     if isinstance(session, HttpResponse):
         return session
-    return render(
+    return _render_in_session_language(
         request,
+        session,
         "sessions/control.html",
         {
             **live.live_context(session),
@@ -451,8 +479,9 @@ def session_projector(request: HttpRequest, session_id: int) -> HttpResponse:
     if isinstance(session, HttpResponse):
         return session
     join_url = _join_url(request, session)
-    return render(
+    return _render_in_session_language(
         request,
+        session,
         "sessions/projector.html",
         {
             **live.live_context(session),
@@ -469,8 +498,10 @@ def session_qr(request: HttpRequest, session_id: int) -> HttpResponse:
     if not session.join_code:
         return HttpResponse(status=404)
     svg = io.BytesIO()
+    with translation.override(session.language):  # shown on the projector
+        title = gettext("QR code to join this session")
     segno.make(_join_url(request, session), error="m").save(
-        svg, kind="svg", scale=10, border=2, xmldecl=False, title="QR code to join this session"
+        svg, kind="svg", scale=10, border=2, xmldecl=False, title=title
     )
     return HttpResponse(svg.getvalue(), content_type="image/svg+xml")
 
@@ -492,12 +523,16 @@ def session_notes(request: HttpRequest, session_id: int) -> HttpResponse:
     if not form.is_valid():
         message = " ".join(form.errors["notes"])
         if request.htmx:
-            return HttpResponse(f"Not saved: {escape(message)}", status=422)
+            return HttpResponse(
+                gettext("Not saved: %(reason)s") % {"reason": escape(message)}, status=422
+            )
         return render(request, "sessions/summary.html", _summary_context(session, form), status=400)
     form.save()
     if request.htmx:
-        return HttpResponse(f"Saved at {timezone.localtime():%H:%M}.")
-    messages.success(request, "Your notes are saved.")
+        return HttpResponse(
+            gettext("Saved at %(time)s.") % {"time": f"{timezone.localtime():%H:%M}"}
+        )
+    messages.success(request, gettext("Your notes are saved."))
     return redirect("session_summary", session_id=session.pk)
 
 
@@ -512,7 +547,10 @@ def session_delete(request: HttpRequest, session_id: int) -> HttpResponse:
         with transaction.atomic():
             session.delete()
             live.after_commit(live.close_session, session_id)
-        messages.success(request, f"“{session.title}” and everything in it is deleted.")
+        messages.success(
+            request,
+            gettext("“%(title)s” and everything in it is deleted.") % {"title": session.title},
+        )
         return redirect("dashboard")
     return render(request, "sessions/session_confirm_delete.html", {"session": session})
 
@@ -527,7 +565,7 @@ def account_settings(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         form.save()
-        messages.success(request, "Saved. New sessions use these settings.")
+        messages.success(request, gettext("Saved. New sessions use these settings."))
         return redirect("account_settings")
     return render(
         request,
@@ -554,7 +592,7 @@ def account_delete(request: HttpRequest) -> HttpResponse:
         for session_id in live_ids:
             live.after_commit(live.close_session, session_id)
     logout(request)
-    messages.success(request, "Your account and everything in it is deleted.")
+    messages.success(request, gettext("Your account and everything in it is deleted."))
     return redirect("home")
 
 

@@ -1,7 +1,9 @@
 """Reading and validating the exercise library's data files (see docs/exercise-library.md).
 
 Each error names the file and the field, so a library author can fix it without reading code.
-A step is validated by the same ActivityForm a facilitator uses, so both follow one set of rules.
+A step is validated by the same ActivityForm a facilitator uses, so both follow one set of rules,
+and so is each translation of a step (see translations.py): the step as participants would see it
+in that language.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..forms import ActivityForm
-from ..models import DEFAULT_FEELINGS, Activity
+from ..models import DEFAULT_FEELINGS, PLACEHOLDER, Activity
+from .translations import LANGUAGES, LIST_FIELDS, TRANSLATABLE_FIELDS, TRANSLATIONS_KEY
 
 HERE = Path(__file__).parent
 LIBRARY_DIR = HERE / "library"
@@ -32,6 +35,8 @@ STEP_KEYS = {
     for name in Activity.STEP_FIELDS
     if name not in Activity.LIBRARY_ONLY_FIELDS
 } | {"minutes", "measure"}
+# What a step's translation (a sub-table such as [steps.es]) may hold, in the file's words.
+TRANSLATABLE_KEYS = tuple(_TOML_NAME.get(name, name) for name in TRANSLATABLE_FIELDS)
 
 
 class LibraryError(Exception):
@@ -109,19 +114,48 @@ def read_exercise(path: Path) -> tuple[dict[str, Any], list[str]]:
         step_fields(step, f"steps[{index}]", problems)
         for index, step in enumerate(data.get("steps") or [], start=1)
     ]
+    _check_every_step_translated(data.get("steps"), problems)
     # The hash of what the file says, not of the cleaned steps: a newer Attune that cleans
     # steps differently must not take an unchanged file for a changed one.
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
     return {**data, "steps": steps, "content_hash": digest}, problems.messages
 
 
+def _check_every_step_translated(steps: Any, problems: Problems) -> None:
+    """A language an exercise is translated into covers all its steps: no mixed screens."""
+    if not isinstance(steps, list):
+        return
+    tables = [step for step in steps if isinstance(step, dict)]
+    for language in LANGUAGES:
+        if any(language in step for step in tables):
+            for index, step in enumerate(steps, start=1):
+                if isinstance(step, dict) and language not in step:
+                    problems.add(
+                        f"steps[{index}]",
+                        f"no [steps.{language}] translation, but other steps of this exercise "
+                        "have one: translate every step, or none",
+                    )
+
+
 def step_fields(step: Any, where: str, problems: Problems) -> dict[str, Any]:
-    """One library step as Activity field values, validated by the facilitator's ActivityForm."""
+    """One library step as Activity field values, validated by the facilitator's ActivityForm.
+
+    Its translations, validated too, come under TRANSLATIONS_KEY: {language: {field: value}}.
+    """
     if not isinstance(step, dict):
         problems.add(where, "must be a table")
         return {}
-    for key in set(step) - STEP_KEYS:
-        problems.add(f"{where}.{key}", "unknown field")
+    translations = {}
+    for key in sorted(set(step) - STEP_KEYS):
+        if key in LANGUAGES:
+            translations[key] = step[key]
+        elif isinstance(step[key], dict):
+            problems.add(
+                f"{where}.{key}",
+                f"not a language of the library; translations may be in {', '.join(LANGUAGES)}",
+            )
+        else:
+            problems.add(f"{where}.{key}", "unknown field")
     kind = step.get("kind")
     if kind not in Activity.Kind.values:
         problems.add(f"{where}.kind", f"must be one of {', '.join(Activity.Kind.values)}")
@@ -141,13 +175,40 @@ def step_fields(step: Any, where: str, problems: Problems) -> dict[str, Any]:
         problems.add(f"{where}.measure", "use a-z, 0-9 and dashes only")
 
     data = {RENAMED.get(key, key): value for key, value in step.items() if key in STEP_KEYS}
-    for key in ("options", "roles"):
-        if isinstance(data.get(key), list):
-            if not all(isinstance(item, str) for item in data[key]):
-                problems.add(f"{where}.{key}", "must be a list of texts")
-            data[key] = "\n".join(str(item) for item in data[key])
+    for key in LIST_FIELDS:
+        if isinstance(data.get(key), list) and not all(isinstance(item, str) for item in data[key]):
+            problems.add(f"{where}.{key}", "must be a list of texts")
     if kind == Activity.Kind.EMOTION and "options" not in data:
-        data["options"] = "\n".join(DEFAULT_FEELINGS)
+        data["options"] = list(DEFAULT_FEELINGS)
+    cleaned = _validated(data, kind, where, problems)
+    if cleaned is None:
+        return {}
+    fields = {
+        **cleaned,
+        "kind": kind,
+        "suggested_seconds": round(minutes * 60),
+        "measure": measure or "",
+    }
+    found = {}
+    for language, table in translations.items():
+        translated = translation_fields(table, data, cleaned, kind, f"{where}.{language}", problems)
+        if translated:
+            found[language] = translated
+    if found:
+        fields[TRANSLATIONS_KEY] = found
+    return fields
+
+
+def _validated(
+    data: dict[str, Any], kind: str, where: str, problems: Problems
+) -> dict[str, Any] | None:
+    """A step (Activity field names) as the ActivityForm cleans it, or None when it is invalid."""
+    data = {
+        key: "\n".join(str(item) for item in value)
+        if key in LIST_FIELDS and isinstance(value, list)
+        else value
+        for key, value in data.items()
+    }
     if data.get("private_results") is False:
         del data["private_results"]  # an unticked checkbox is simply absent from a form
     form = ActivityForm(data=data, kind=kind)
@@ -155,15 +216,96 @@ def step_fields(step: Any, where: str, problems: Problems) -> dict[str, Any]:
         for name, errors in form.errors.items():
             for error in errors:
                 problems.add(f"{where}.{_toml_name(name)}", error)
-        return {}
+        return None
     for name in set(data) - set(form.fields) - {"minutes", "measure"}:
         problems.add(f"{where}.{_toml_name(name)}", f"not used by a {kind} step")
-    return {
-        **form.cleaned_data,
-        "kind": kind,
-        "suggested_seconds": round(minutes * 60),
-        "measure": measure or "",
-    }
+    return form.cleaned_data
+
+
+def translation_fields(
+    table: Any,
+    data: dict[str, Any],
+    english: dict[str, Any],
+    kind: str,
+    where: str,
+    problems: Problems,
+) -> dict[str, Any]:
+    """A step's translation (e.g. [steps.es]) as Activity field values; {} when it is faulty.
+
+    `data` is the English step as given to the form, `english` as the form cleaned it. A
+    translation gives every participant-facing field the English step has, and nothing else:
+    lists of the same length (answers are stored as option indexes), the same [placeholders].
+    The step in that language must then pass the ActivityForm like the English one.
+    """
+    if not isinstance(table, dict):
+        problems.add(where, "must be a table of translated fields")
+        return {}
+    before = len(problems.messages)
+    for key in sorted(table):
+        name = RENAMED.get(key, key)
+        value = table[key]
+        if key not in TRANSLATABLE_KEYS:
+            if key in STEP_KEYS:
+                problems.add(
+                    f"{where}.{key}",
+                    "not translated: participants never see it (a translation may give "
+                    f"{', '.join(TRANSLATABLE_KEYS)})",
+                )
+            else:
+                problems.add(f"{where}.{key}", "unknown field")
+        elif not english.get(name):
+            problems.add(f"{where}.{key}", "the English step has none, so nothing to translate")
+        elif name in LIST_FIELDS:
+            if not isinstance(value, list) or not all(
+                isinstance(item, str) and item.strip() for item in value
+            ):
+                problems.add(f"{where}.{key}", "must be a list of non-empty texts")
+            elif len(value) != len(english[name]):
+                problems.add(
+                    f"{where}.{key}",
+                    f"{len(value)} items, but the English step has {len(english[name])}: "
+                    "translate each one, in the same order",
+                )
+            else:
+                _check_placeholders(value, english[name], f"{where}.{key}", problems)
+        elif not isinstance(value, str) or not value.strip():
+            problems.add(f"{where}.{key}", "must be a non-empty text")
+        else:
+            _check_placeholders([value], [english[name]], f"{where}.{key}", problems)
+    for name, key in zip(TRANSLATABLE_FIELDS, TRANSLATABLE_KEYS, strict=True):
+        if english.get(name) and key not in table:
+            problems.add(f"{where}.{key}", "missing: the English step has it")
+    if len(problems.messages) > before:
+        return {}
+    translated = _validated(
+        {**data, **{RENAMED.get(key, key): value for key, value in table.items()}},
+        kind,
+        where,
+        problems,
+    )
+    if translated is None:
+        return {}
+    fields = {name: translated[name] for name in TRANSLATABLE_FIELDS if english.get(name)}
+    for name in LIST_FIELDS:
+        if name in fields and len(fields[name]) != len(english[name]):
+            problems.add(f"{where}.{_toml_name(name)}", "one item per entry, without line breaks")
+            return {}
+    return fields
+
+
+def _check_placeholders(
+    texts: list[str], english: list[str], where: str, problems: Problems
+) -> None:
+    """The facilitator fills in [placeholders] before the session: they stay as they are."""
+    for position, (text, original) in enumerate(zip(texts, english, strict=True), start=1):
+        wanted = sorted(PLACEHOLDER.findall(original))
+        if sorted(PLACEHOLDER.findall(text)) != wanted:
+            at = f" (item {position})" if len(texts) > 1 else ""
+            problems.add(
+                where,
+                f"keep the English [placeholders]{at} exactly as they are: "
+                f"{', '.join(wanted) or 'none'}",
+            )
 
 
 def _toml_name(name: str) -> str:

@@ -1,6 +1,8 @@
 from datetime import datetime, timedelta
 
 from django import template
+from django.utils import formats
+from django.utils.translation import gettext
 
 from sessions.models import Activity
 
@@ -25,10 +27,10 @@ def duration(value: timedelta | None) -> str:
     hours, rest = divmod(total, 3600)
     minutes, seconds = divmod(rest, 60)
     if hours:
-        return f"{hours} h {minutes:02d} min"
+        return gettext("%(hours)d h %(minutes)02d min") % {"hours": hours, "minutes": minutes}
     if minutes:
-        return f"{minutes} min"
-    return f"{seconds} s"
+        return gettext("%(minutes)d min") % {"minutes": minutes}
+    return gettext("%(seconds)d s") % {"seconds": seconds}
 
 
 @register.filter
@@ -43,7 +45,12 @@ def signed(number: float | None) -> str:
         return "–"
     if number == 0:
         return "±0"
-    return f"+{number:g}" if number > 0 else f"−{-number:g}"
+    return f"+{_decimal(number)}" if number > 0 else f"−{_decimal(-number)}"
+
+
+def _decimal(number: float) -> str:
+    """1.5 -> "1.5", or "1,5" where the language writes a decimal comma."""
+    return f"{number:g}".replace(".", formats.get_format("DECIMAL_SEPARATOR"))
 
 
 @register.filter
@@ -52,8 +59,8 @@ def approx_minutes(seconds: int | None) -> str:
     if not seconds:
         return ""
     if seconds < 60:
-        return f"{seconds} s"
-    return f"{round(seconds / 60, 1):g} min"
+        return gettext("%(seconds)d s") % {"seconds": seconds}
+    return gettext("%(minutes)s min") % {"minutes": _decimal(round(seconds / 60, 1))}
 
 
 @register.filter

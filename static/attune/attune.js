@@ -24,6 +24,7 @@
       var left = Math.max(0, Math.round((Number(element.dataset.countdownEndsAt) - Date.now()) / 1000));
       var text = formatClock(left);
       if (element.textContent !== text) element.textContent = text;
+      if (left === 0 && !element.classList.contains("is-done")) vibrate([200, 100, 200]);
       element.classList.toggle("is-done", left === 0);
     });
   }
@@ -51,20 +52,118 @@
       var size = breathingIn ? t / inhale : 1 - (t - inhale) / exhale;
       var circle = element.querySelector(".pacer-circle");
       var phase = element.querySelector(".pacer-phase");
-      var words = (breathingIn ? "Breathe in" : "Breathe out") + " · " + left;
+      var words = (breathingIn ? element.dataset.wordsIn || "Breathe in"
+                               : element.dataset.wordsOut || "Breathe out") + " · " + left;
       if (phase.textContent !== words) phase.textContent = words;
+      if (element.classList.contains("is-inhaling") !== breathingIn) vibrate(breathingIn ? 60 : [30, 80, 30]);
       element.classList.toggle("is-inhaling", breathingIn);
       circle.style.transform = reducedMotion.matches ? "" : "scale(" + (0.45 + 0.55 * size).toFixed(3) + ")";
     });
     window.requestAnimationFrame(breathe);
   }
 
+  // Vibration on phones, for those who turned it on (the checkbox under the stage): the end of
+  // a countdown, and each turn of the breathing pacer. Browsers without it show no checkbox.
+  var VIBRATION_KEY = "attune-vibrate";
+  function vibrate(pattern) {
+    if (navigator.vibrate && document.body.classList.contains("phone-page") &&
+        window.localStorage.getItem(VIBRATION_KEY) === "on") {
+      navigator.vibrate(pattern);
+    }
+  }
+  function setUpVibration() {
+    document.querySelectorAll("[data-vibration]").forEach(function (box) {
+      if (!navigator.vibrate) return;
+      var wrapper = box.closest("[hidden]");
+      if (wrapper) wrapper.hidden = false;
+      box.checked = window.localStorage.getItem(VIBRATION_KEY) === "on";
+      box.addEventListener("change", function () {
+        window.localStorage.setItem(VIBRATION_KEY, box.checked ? "on" : "off");
+        if (box.checked) navigator.vibrate(60);
+      });
+    });
+  }
+
+  // Light or dark: the system's choice unless the person picked one here (the "D" key on the
+  // projector, or the theme button), kept in this browser.
+  var THEME_KEY = "attune-theme";
+  function applyTheme(theme) {
+    if (theme === "light" || theme === "dark") document.documentElement.dataset.theme = theme;
+    else delete document.documentElement.dataset.theme;
+  }
+  applyTheme(window.localStorage.getItem(THEME_KEY));
+  function toggleTheme() {
+    var dark = document.documentElement.dataset.theme
+      ? document.documentElement.dataset.theme === "dark"
+      : window.matchMedia("(prefers-color-scheme: dark)").matches;
+    var theme = dark ? "light" : "dark";
+    window.localStorage.setItem(THEME_KEY, theme);
+    applyTheme(theme);
+  }
+
+  // Keyboard control, as in presentation software. A presenter clicker sends the arrow or page
+  // keys. Each key presses the button on the page that does the same, so the keyboard can do
+  // nothing the buttons cannot, and a key whose button is not there does nothing.
+  var SHORTCUTS = {
+    ArrowRight: ["next"], PageDown: ["next"], n: ["next"], " ": ["next"],
+    ArrowLeft: ["previous"], PageUp: ["previous"], p: ["previous"],
+    r: ["hide_results", "show_results"],
+    t: ["pause_timer", "resume_timer", "extend_timer"],
+    l: ["lock_answers", "unlock_answers"],
+  };
+  function typingIn(element) {
+    return element && (element.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(element.tagName));
+  }
+  function press(actions) {
+    for (var i = 0; i < actions.length; i++) {
+      var button = document.querySelector('.control-live button[name="action"][value="' + actions[i] + '"]:not([disabled])');
+      if (button) { button.click(); return true; }
+    }
+    return false;
+  }
+  function toggleFullScreen() {
+    if (document.fullscreenElement) document.exitFullscreen();
+    else if (document.documentElement.requestFullscreen) document.documentElement.requestFullscreen();
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || typingIn(event.target)) return;
+    var key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    var dialog = document.getElementById("shortcuts");
+    var handled = false;
+    if (key === "?" && dialog) {
+      if (dialog.open) dialog.close(); else dialog.showModal();
+      handled = true;
+    } else if (dialog && dialog.open) {
+      return;  // Escape closes it; other keys wait until it is closed
+    } else if (key === "f") {
+      toggleFullScreen();
+      handled = true;
+    } else if (key === "d" && document.body.classList.contains("projector-page")) {
+      toggleTheme();
+      handled = true;
+    } else if (key === "o") {
+      var projector = document.querySelector("a[data-open-projector]");
+      if (projector) { projector.click(); handled = true; }
+    } else if (SHORTCUTS[key] && !(key === " " && event.target.tagName === "BUTTON")) {
+      handled = press(SHORTCUTS[key]);
+    }
+    if (handled) event.preventDefault();
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-toggle-theme]");
+    if (button) toggleTheme();
+    var opener = event.target.closest && event.target.closest("[data-show-shortcuts]");
+    if (opener) document.getElementById("shortcuts").showModal();
+    var closer = event.target.closest && event.target.closest("[data-close-dialog]");
+    if (closer) closer.closest("dialog").close();
+  });
+
   function startAll(root) {
     startCountdowns(root);
     startPacers(root);
   }
 
-  document.addEventListener("DOMContentLoaded", function () { startAll(document); });
+  document.addEventListener("DOMContentLoaded", function () { startAll(document); setUpVibration(); });
   document.addEventListener("htmx:load", function (event) { startAll(event.target); });
   // Out-of-band swaps from the socket do not always fire htmx:load on the new element.
   document.addEventListener("htmx:wsAfterMessage", function () { startAll(document); });
@@ -85,10 +184,12 @@
 
   var retries = 0;
   var closedSocket = null;
-  function setStatus(text) {
+  // state: "" (connected), "reconnecting" or "disconnected"; the words come from the page, in
+  // its language.
+  function setStatus(state) {
     document.querySelectorAll("[data-connection-status]").forEach(function (element) {
-      element.hidden = !text;
-      element.textContent = text || "";
+      element.hidden = !state;
+      element.textContent = state ? element.dataset[state] || state : "";
     });
   }
   document.addEventListener("htmx:wsOpen", function (event) {
@@ -102,10 +203,10 @@
   document.addEventListener("htmx:wsClose", function (event) {
     var code = event.detail.event.code;
     if (code >= 4000) {
-      setStatus("Disconnected.");
+      setStatus("disconnected");
       return;
     }
-    setStatus("Reconnecting…");
+    setStatus("reconnecting");
     closedSocket = event.detail.socketWrapper;
     if (RETRIED_BY_HTMX.indexOf(code) === -1 && document.body.contains(event.target)) {
       setTimeout(function () { closedSocket && closedSocket.reconnect(); }, reconnectDelay(retries++));

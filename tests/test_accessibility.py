@@ -1,0 +1,401 @@
+"""Ready for the room, in a real browser: axe-core on every page, both themes, phones at 390 and
+320 px and with 200% text, the projector's type sizes, and a facilitator who only uses the
+keyboard. Screenshots of each view in each theme go to test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.db import connections
+from playwright.sync_api import Browser, Page, expect
+
+from sessions.models import Activity, Group, Session
+from tests.conftest import ARTIFACTS, ROOT, add_activity
+from tests.test_review import circle
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+PROJECTOR = {"width": 1280, "height": 720}
+PHONES = {"phone": {"width": 390, "height": 844}, "small-phone": {"width": 320, "height": 640}}
+THEMES = ["light", "dark"]
+
+
+def in_thread(function, *args):
+    """Run ORM code while Playwright's event loop owns this thread. The thread's database
+    connection goes back when it is done (on PostgreSQL, to the pool)."""
+
+    def run():
+        try:
+            return function(*args)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
+
+
+def axe_problems(page: Page) -> list[dict]:
+    """The serious and critical violations axe-core finds on the page as it is now."""
+    page.add_script_tag(path=str(AXE))
+    results = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [
+        {
+            "id": violation["id"],
+            "impact": violation["impact"],
+            "help": violation["help"],
+            "nodes": [node["target"] for node in violation["nodes"]][:5],
+        }
+        for violation in results["violations"]
+        if violation["impact"] in {"serious", "critical"}
+    ]
+
+
+def check_page(page: Page, name: str, problems: dict[str, list]) -> None:
+    """Screenshot the page and collect its axe problems under `name`."""
+    page.screenshot(path=ARTIFACTS / f"a11y-{name}.png", full_page=True)
+    found = axe_problems(page)
+    if found:
+        problems[name] = found
+
+
+def report(problems: dict[str, list]) -> str:
+    path = ARTIFACTS / "axe-problems.json"
+    path.write_text(json.dumps(problems, indent=2))
+    return f"axe-core found serious or critical problems (see {path}):\n" + json.dumps(
+        problems, indent=1
+    )
+
+
+def new_page(browser: Browser, *, theme: str, viewport: dict, cookie: str | None, url: str) -> Page:
+    # bypass_csp: axe-core is injected as a script the page's policy would refuse.
+    context = browser.new_context(viewport=viewport, color_scheme=theme, bypass_csp=True)
+    if cookie:
+        context.add_cookies([{"name": "sessionid", "value": cookie, "url": url}])
+    return context.new_page()
+
+
+# A facilitator's pages ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def facilitators_world(transactional_db, facilitator) -> dict[str, str]:
+    """Something on every facilitator page: a draft, a live session with results, an ended one
+    in a group. Paths by page name."""
+    draft = Session.objects.create(facilitator=facilitator, title="Next week")
+    add_activity(draft, Activity.Kind.SCALE, "How rested are you?", scale_min=1, scale_max=5)
+    ended, *_ = circle(facilitator)
+    group = Group.objects.create(facilitator=facilitator, name="Tuesday evening circle")
+    ended.group = group
+    ended.save()
+    live, *_ = circle(facilitator, end=False)
+    return {
+        "dashboard": "/dashboard/",
+        "editor": f"/sessions/{draft.pk}/",
+        "library": "/library/",
+        "summary": f"/sessions/{ended.pk}/summary/",
+        "groups": "/groups/",
+        "group": f"/groups/{group.pk}/",
+        "settings": "/account/",
+        "control": f"/sessions/{live.pk}/control/",
+        "projector": f"/sessions/{live.pk}/projector/",
+    }
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_every_facilitator_page_passes_axe(
+    facilitators_world, facilitator_cookie, browser, live_server_url, theme
+):
+    problems: dict[str, list] = {}
+    page = new_page(
+        browser, theme=theme, viewport=PROJECTOR, cookie=facilitator_cookie, url=live_server_url
+    )
+    for name, path in facilitators_world.items():
+        page.goto(live_server_url + path)
+        expect(page.locator("main")).to_be_visible()
+        check_page(page, f"{name}-{theme}", problems)
+    assert not problems, report(problems)
+
+
+def test_the_signed_out_pages_pass_axe(browser, live_server_url):
+    problems: dict[str, list] = {}
+    for theme in THEMES:
+        page = new_page(browser, theme=theme, viewport=PROJECTOR, cookie=None, url=live_server_url)
+        for name, path in {"sign-in": "/accounts/login/", "sign-up": "/accounts/signup/"}.items():
+            page.goto(live_server_url + path)
+            check_page(page, f"{name}-{theme}", problems)
+        page.get_by_role("button", name="Create account").click()  # errors tied to fields
+        check_page(page, f"sign-up-errors-{theme}", problems)
+    assert not problems, report(problems)
+
+
+# The projector -------------------------------------------------------------------------------
+
+SMALL_TEXT = """() => {
+  const small = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const element = node.parentElement;
+    if (!node.textContent.trim() || !element.checkVisibility()) continue;
+    if (element.closest('.sr-only, dialog:not([open])')) continue;
+    const size = parseFloat(getComputedStyle(element).fontSize);
+    if (size < 24) small.push(`${size}px: ${node.textContent.trim().slice(0, 40)}`);
+  }
+  return small;
+}"""
+
+
+@pytest.fixture
+def projector_session(transactional_db, facilitator) -> Session:
+    session, *_ = circle(facilitator, end=False)
+    return session
+
+
+def open_in_thread(session: Session, kind: str) -> None:
+    def open_activity() -> None:
+        session.refresh_from_db()
+        activity = session.activities.filter(kind=kind).first() or add_activity(
+            session, kind, "Breathe with me" if kind == Activity.Kind.BREATHING else "One word?"
+        )
+        session.open_activity(activity)
+
+    in_thread(open_activity)
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_the_projector_is_readable_from_the_back_of_the_room(
+    projector_session, facilitator_cookie, browser, live_server_url, theme
+):
+    page = new_page(
+        browser, theme=theme, viewport=PROJECTOR, cookie=facilitator_cookie, url=live_server_url
+    )
+    problems: dict[str, list] = {}
+    url = f"{live_server_url}/sessions/{projector_session.pk}/projector/"
+    for kind in (Activity.Kind.SCALE, Activity.Kind.OPEN_TEXT, Activity.Kind.BREATHING):
+        open_in_thread(projector_session, kind)
+        page.goto(url)
+        # The join code stays in view while people may join.
+        expect(page.locator(".join-code")).to_be_visible()
+        expect(page.locator(".join-code")).to_be_in_viewport()
+        assert page.evaluate(SMALL_TEXT) == [], f"text under 24px on the projector ({kind})"
+        check_page(page, f"projector-{kind}-{theme}", problems)
+    assert not problems, report(problems)
+    # The projector never shows the facilitator's script or notes.
+    assert "About 2 minutes" not in page.content()
+
+
+def test_the_projector_switches_theme_with_d_and_keeps_it(
+    projector_session, facilitator_cookie, browser, live_server_url
+):
+    page = new_page(
+        browser, theme="light", viewport=PROJECTOR, cookie=facilitator_cookie, url=live_server_url
+    )
+    page.goto(f"{live_server_url}/sessions/{projector_session.pk}/projector/")
+    light = page.evaluate("getComputedStyle(document.body).backgroundColor")
+
+    page.keyboard.press("d")
+
+    dark = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert dark != light
+    page.reload()
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == dark
+
+
+# Phones --------------------------------------------------------------------------------------
+
+# A mobile browser widens its layout viewport to fit what overflows, so the page is measured
+# against the screen's width rather than the window's.
+NO_SIDEWAYS_SCROLL = "(width) => document.documentElement.scrollWidth <= width"
+SMALL_TARGETS = """() => {
+  const targets = 'main button, main a, main input:not([type=hidden]), main select, main textarea,'
+    + ' main summary, .choice, .scale-point';
+  return Array.from(document.querySelectorAll(targets))
+    // A radio or checkbox inside its labelled box: the box is the target.
+    .filter((e) => e.checkVisibility() && (e.matches('.choice, .scale-point')
+                                           || !e.closest('.choice, .scale-point, p, li')))
+    .map((e) => [e, e.getBoundingClientRect()])
+    .filter(([e, box]) => box.height < 44 || box.width < 44)
+    .map(([e, box]) => `${e.tagName} "${e.textContent.trim().slice(0, 30)}" `
+                       + `${Math.round(box.width)}x${Math.round(box.height)}`);
+}"""
+
+
+@pytest.fixture
+def phone_session(transactional_db, facilitator) -> Session:
+    session = Session.objects.create(facilitator=facilitator, title="Evening circle")
+    session.start()
+    add_activity(session, Activity.Kind.SCALE, "How connected do you feel?", scale_max=10)
+    return session
+
+
+def phone_views(
+    page: Page, base: str, session: Session, problems: dict, size: str, width: int
+) -> None:
+    page.goto(f"{base}/join/")
+    check_page(page, f"phone-join-{size}", problems)
+    page.get_by_label("Session code").fill("ZZZZZZ")
+    page.get_by_role("button", name="Join").click()
+    expect(page.locator(".field-error")).to_be_visible()
+    check_page(page, f"phone-join-error-{size}", problems)
+    page.get_by_label("Session code").fill(session.join_code)
+    page.get_by_role("button", name="Join").click()
+    check_page(page, f"phone-consent-{size}", problems)
+    page.get_by_role("button", name="I understand, join").click()
+    expect(page.get_by_role("heading", name="Waiting for the next activity")).to_be_visible()
+    check_page(page, f"phone-waiting-{size}", problems)
+    kinds = [
+        Activity.Kind.SCALE,
+        Activity.Kind.SINGLE_CHOICE,
+        Activity.Kind.MULTIPLE_CHOICE,
+        Activity.Kind.EMOTION,
+        Activity.Kind.OPEN_TEXT,
+        Activity.Kind.WORD_CLOUD,
+        Activity.Kind.BREATHING,
+        Activity.Kind.RESOURCES,
+    ]
+    for kind in kinds:
+        open_in_thread(session, kind)
+        page.reload()
+        expect(page.locator(".stage, .phone-stage").first).to_be_visible()
+        assert page.evaluate(NO_SIDEWAYS_SCROLL, width), f"sideways scroll ({kind}, {size})"
+        small = page.evaluate(SMALL_TARGETS)
+        assert not small, f"tap targets under 44px ({kind}, {size}): {small}"
+        check_page(page, f"phone-{kind}-{size}", problems)
+    open_in_thread(session, Activity.Kind.SCALE)
+    page.reload()
+    page.get_by_role("button", name="Pass").click()
+    expect(page.get_by_text("You passed")).to_be_visible()
+    check_page(page, f"phone-passed-{size}", problems)
+
+
+@pytest.mark.parametrize("size", PHONES)
+@pytest.mark.parametrize("theme", THEMES)
+def test_every_phone_view_passes_axe_and_fits(phone_session, browser, live_server_url, size, theme):
+    problems: dict[str, list] = {}
+    context = browser.new_context(
+        viewport=PHONES[size], color_scheme=theme, is_mobile=True, has_touch=True, bypass_csp=True
+    )
+    phone_views(
+        context.new_page(),
+        live_server_url,
+        phone_session,
+        problems,
+        f"{size}-{theme}",
+        PHONES[size]["width"],
+    )
+    assert not problems, report(problems)
+
+
+def test_a_phone_with_200_percent_text_still_fits_320_px(phone_session, browser, live_server_url):
+    context = browser.new_context(viewport=PHONES["small-phone"], is_mobile=True, bypass_csp=True)
+    page = context.new_page()
+    page.goto(f"{live_server_url}/join/{phone_session.join_code}/")
+    page.get_by_role("button", name="I understand, join").click()
+    for kind in (Activity.Kind.SCALE, Activity.Kind.SINGLE_CHOICE, Activity.Kind.OPEN_TEXT):
+        open_in_thread(phone_session, kind)
+        page.reload()
+        # As a phone's "large text" setting does: every rem and em doubles.
+        page.add_style_tag(content="html { font-size: 200% !important; }")
+        assert page.evaluate(NO_SIDEWAYS_SCROLL, 320), f"sideways scroll with 200% text ({kind})"
+        page.screenshot(path=ARTIFACTS / f"phone-200-percent-{kind}.png", full_page=True)
+
+
+# Keyboard only -------------------------------------------------------------------------------
+
+
+def tab_to(page: Page, pattern: str, *, limit: int = 60) -> None:
+    """Press Tab until the focused element's accessible text matches `pattern`."""
+    wanted = re.compile(pattern)
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            """() => { const e = document.activeElement;
+                return (e.getAttribute('aria-label') || e.labels?.[0]?.textContent
+                        || e.textContent || '').trim(); }"""
+        )
+        if wanted.search(focused):
+            return
+    raise AssertionError(f"Tab never reached {pattern!r}")
+
+
+def add_timed_step(title: str) -> None:
+    session = Session.objects.get(title=title)
+    add_activity(session, Activity.Kind.INSTRUCTION, "Sit quietly", timer_seconds=120)
+
+
+def test_a_facilitator_runs_a_session_with_the_keyboard_only(browser, live_server_url):
+    laptop = browser.new_context(viewport={"width": 1280, "height": 800})
+    control = laptop.new_page()
+    control.goto(f"{live_server_url}/accounts/signup/")
+    tab_to(control, "^Username")
+    control.keyboard.type("kim")
+    tab_to(control, "^Password$")
+    control.keyboard.type("a-long-pass-phrase-for-kim")
+    tab_to(control, "^Password confirmation")
+    control.keyboard.type("a-long-pass-phrase-for-kim")
+    control.keyboard.press("Enter")
+    expect(control.get_by_role("heading", name="Your sessions")).to_be_visible()
+    tab_to(control, "^Title")
+    control.keyboard.type("Keyboard circle")
+    control.keyboard.press("Enter")
+    expect(control.get_by_label("Question or prompt")).to_be_visible()
+    tab_to(control, "^Question or prompt")
+    control.keyboard.type("How was your week?")
+    tab_to(control, "^Options, one per line")
+    control.keyboard.type("Good\nMixed\nHard")
+    tab_to(control, "^Add to agenda$")
+    control.keyboard.press("Enter")
+    expect(control.locator("#agenda-editor")).to_contain_text("How was your week?")
+    # A timed step after it (set up directly: typing one in is the same form again).
+    in_thread(add_timed_step, "Keyboard circle")
+    control.reload()
+    tab_to(control, "^Start session$")
+    control.keyboard.press("Enter")
+    expect(control.get_by_text("Live · control view")).to_be_visible()
+
+    # The shortcut list, then the session by keys alone.
+    control.keyboard.press("?")
+    expect(control.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    control.screenshot(path=ARTIFACTS / "control-shortcuts.png")
+    control.keyboard.press("Escape")
+    expect(control.get_by_role("dialog")).to_be_hidden()
+    control.keyboard.press("ArrowRight")
+    expect(control.locator(".current h2")).to_have_text("How was your week?")
+    control.keyboard.press("r")
+    expect(control.get_by_role("button", name="Show results")).to_be_visible()
+    control.keyboard.press("r")
+    expect(control.get_by_role("button", name="Hide results")).to_be_visible()
+    control.keyboard.press("PageDown")  # a clicker's "next"
+    expect(control.locator(".current h2")).to_have_text("Sit quietly")
+    control.keyboard.press("t")
+    expect(control.get_by_role("button", name="Resume timer")).to_be_visible()
+    control.keyboard.press("t")
+    expect(control.get_by_role("button", name="Pause timer")).to_be_visible()
+    control.keyboard.press("PageDown")  # on the last activity
+    expect(control.get_by_role("alert")).to_contain_text("This is the last activity.")
+    with laptop.expect_page() as opened:
+        control.keyboard.press("o")
+    expect(opened.value.locator(".join-code")).to_be_visible()
+
+    # Typing in the notes is typing, not shortcuts.
+    tab_to(control, "^Private notes")
+    control.keyboard.type("tp")
+    expect(control.get_by_label("Private notes")).to_have_value("tp")
+    expect(control.get_by_role("button", name="Pause timer")).to_be_visible()
+    expect(control.locator(".current h2")).to_have_text("Sit quietly")
+    control.screenshot(path=ARTIFACTS / "control-keyboard.png")
+
+
+def test_every_page_names_its_language_and_has_a_logo_and_favicon(browser, live_server_url):
+    page = browser.new_page()
+    page.goto(f"{live_server_url}/join/")
+    assert page.evaluate("document.documentElement.lang") == "en"
+    assert page.locator("link[rel=icon]").get_attribute("href").endswith(".svg")
+    logo = Path(ROOT / "static" / "attune" / "logo.svg").read_text()
+    assert "<svg" in logo
+    expect(page.locator("img.logo, .brand img")).to_be_visible()
