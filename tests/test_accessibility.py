@@ -23,6 +23,7 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 PROJECTOR = {"width": 1280, "height": 720}
 PHONES = {"phone": {"width": 390, "height": 844}, "small-phone": {"width": 320, "height": 640}}
 THEMES = ["light", "dark"]
+PHONES_CONTEXT = {"viewport": {"width": 390, "height": 844}, "is_mobile": True}
 
 
 def in_thread(function, *args):
@@ -399,3 +400,25 @@ def test_every_page_names_its_language_and_has_a_logo_and_favicon(browser, live_
     logo = Path(ROOT / "static" / "attune" / "logo.svg").read_text()
     assert "<svg" in logo
     expect(page.locator("img.logo, .brand img")).to_be_visible()
+
+
+def test_screen_readers_hear_each_new_activity_and_results_that_appear(
+    phone_session, facilitator_cookie, browser, live_server_url
+):
+    control = new_page(
+        browser, theme="light", viewport=PROJECTOR, cookie=facilitator_cookie, url=live_server_url
+    )
+    control.goto(f"{live_server_url}/sessions/{phone_session.pk}/control/")
+    phones = [browser.new_context(**PHONES_CONTEXT).new_page() for _ in range(3)]
+    for phone in phones:
+        phone.goto(f"{live_server_url}/join/{phone_session.join_code}/")
+        phone.get_by_role("button", name="I understand, join").click()
+        expect(phone.locator("#announcer")).to_have_text("")
+
+    control.keyboard.press("ArrowRight")
+
+    for phone in phones:
+        expect(phone.locator("#announcer")).to_have_text("How connected do you feel?")
+        phone.get_by_label("7").check()
+        phone.get_by_role("button", name="Send answer").click()
+    expect(control.locator("#announcer")).to_have_text("The results are showing.")

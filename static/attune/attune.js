@@ -158,6 +158,27 @@
     if (closer) closer.closest("dialog").close();
   });
 
+  // Screen readers: the live regions are replaced whole by each push, which many screen readers
+  // do not announce, so a region that stays (#announcer) says what changed: a new activity (its
+  // heading) or results that just appeared.
+  var HEADINGS = "#phone-stage h1, #phone-stage h2, #projector-stage .projector-prompt, #projector-stage .lobby-title, #control-live .current h2";
+  var RESULTS = "#phone-stage .results > :not(.results-hidden), #projector-stage .results > :not(.results-hidden), #control-live .results > :not(.results-hidden)";
+  var announced = { heading: null, results: false };
+  function announce() {
+    var announcer = document.getElementById("announcer");
+    if (!announcer) return;
+    var heading = document.querySelector(HEADINGS);
+    var headingText = heading ? heading.textContent.trim() : "";
+    var results = Boolean(document.querySelector(RESULTS));
+    var message = "";
+    if (announced.heading !== null && headingText && headingText !== announced.heading) message = headingText;
+    else if (results && !announced.results && announced.heading !== null) message = announcer.dataset.resultsShown;
+    announced = { heading: headingText, results: results };
+    if (message) announcer.textContent = message;
+  }
+  document.addEventListener("htmx:wsAfterMessage", announce);
+  document.addEventListener("DOMContentLoaded", announce);
+
   function startAll(root) {
     startCountdowns(root);
     startPacers(root);
