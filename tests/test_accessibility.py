@@ -402,13 +402,16 @@ def test_every_page_names_its_language_and_has_a_logo_and_favicon(browser, live_
     expect(page.locator("img.logo, .brand img")).to_be_visible()
 
 
-def test_screen_readers_hear_each_new_activity_and_results_that_appear(
+def test_screen_readers_hear_each_new_activity_and_results_and_nothing_jumps(
     phone_session, facilitator_cookie, browser, live_server_url
 ):
     control = new_page(
         browser, theme="light", viewport=PROJECTOR, cookie=facilitator_cookie, url=live_server_url
     )
     control.goto(f"{live_server_url}/sessions/{phone_session.pk}/control/")
+    projector = control.context.new_page()
+    projector.set_viewport_size(PROJECTOR)
+    projector.goto(f"{live_server_url}/sessions/{phone_session.pk}/projector/")
     phones = [browser.new_context(**PHONES_CONTEXT).new_page() for _ in range(3)]
     for phone in phones:
         phone.goto(f"{live_server_url}/join/{phone_session.join_code}/")
@@ -417,8 +420,15 @@ def test_screen_readers_hear_each_new_activity_and_results_that_appear(
 
     control.keyboard.press("ArrowRight")
 
-    for phone in phones:
+    prompt = projector.locator(".projector-prompt")
+    expect(prompt).to_have_text("How connected do you feel?")
+    where = prompt.bounding_box()
+    for count, phone in enumerate(phones, start=1):
         expect(phone.locator("#announcer")).to_have_text("How connected do you feel?")
         phone.get_by_label("7").check()
         phone.get_by_role("button", name="Send answer").click()
+        expect(projector.locator(".projector-answered")).to_contain_text(str(count))
+        # Counts and results change below the question; the question never moves.
+        assert prompt.bounding_box() == where
     expect(control.locator("#announcer")).to_have_text("The results are showing.")
+    expect(projector.locator("#announcer")).to_have_text("The results are showing.")
