@@ -15,6 +15,7 @@ import asyncio
 import functools
 import hashlib
 import logging
+import time
 import weakref
 from collections import Counter
 from collections.abc import Callable
@@ -78,7 +79,7 @@ def live_context(session: Session) -> dict:
         "activity": activity,
         "result": current_result(session),
         "joined": session.joined_count(),
-        "present": session.present_count(),
+        "present": _present_and_peak(session),
         **_step_context(session),
         # For the control view only: the partial for the projector never shows these.
         "next_activity": (
@@ -94,6 +95,27 @@ def live_context(session: Session) -> dict:
         if activity
         else [],
     }
+
+
+# The most phones connected at once is written at most this often per session and process: a
+# write at every push, while a room joins, held SQLite's write lock often enough to slow the
+# joins themselves several times over (docs/performance.md). The highest count seen meanwhile is
+# kept here and written with the next push after the interval, and when the session ends.
+PEAK_WRITE_INTERVAL = 10.0
+_peaks: dict[int, tuple[int, float | None]] = {}  # session id: (highest seen, last written)
+
+
+def _present_and_peak(session: Session) -> int:
+    present = session.present_count()
+    highest, written_at = _peaks.get(session.pk, (0, None))
+    highest = max(highest, present)
+    now = time.monotonic()
+    due = written_at is None or now - written_at >= PEAK_WRITE_INTERVAL
+    if highest > session.peak_present and due:
+        session.record_peak(highest)
+        written_at = now
+    _peaks[session.pk] = (highest, written_at)
+    return present
 
 
 def _step_context(session: Session) -> dict:

@@ -355,6 +355,7 @@ class Session(models.Model):
         if not self.is_live:
             return
         self._clock_out()
+        self.record_peak(self.present_count())
         self.status = self.Status.ENDED
         self.ended_at = timezone.now()
         self.current_activity = None
@@ -627,14 +628,15 @@ class Session(models.Model):
         return self.participants.count()
 
     def present_count(self) -> int:
-        """The phones connected now; the peak of the session is kept as it grows."""
-        present = self.participants.present().count()
+        return self.participants.present().count()
+
+    def record_peak(self, present: int) -> None:
+        """Keep `present` as the most phones connected at once, if it is more than before."""
         if present > self.peak_present:
             Session.objects.filter(pk=self.pk, peak_present__lt=present).update(
                 peak_present=present
             )
             self.peak_present = present
-        return present
 
 
 class Activity(models.Model):
