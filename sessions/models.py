@@ -82,20 +82,27 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def retention_days_field(help_text: Any) -> models.PositiveSmallIntegerField:
+    """How many days after a session ends its raw answers are kept (see apply_retention)."""
+    return models.PositiveSmallIntegerField(
+        gettext_lazy("Delete raw answers after (days)"),
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text=help_text,
+    )
+
+
 class FacilitatorSettings(models.Model):
     """A facilitator's defaults for new sessions."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attune_settings"
     )
-    retention_days = models.PositiveSmallIntegerField(
-        gettext_lazy("Delete raw answers after (days)"),
-        default=30,
-        validators=[MinValueValidator(1), MaxValueValidator(3650)],
-        help_text=gettext_lazy(
+    retention_days = retention_days_field(
+        gettext_lazy(
             "Days after a session ends. Only the counts that met the anonymity threshold "
             "are kept after that."
-        ),
+        )
     )
 
     class Meta:
@@ -280,14 +287,11 @@ class Session(models.Model):
         Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
     )
     notes = models.TextField(gettext_lazy("Private notes"), blank=True, max_length=20000)
-    retention_days = models.PositiveSmallIntegerField(
-        gettext_lazy("Delete raw answers after (days)"),
-        default=30,
-        validators=[MinValueValidator(1), MaxValueValidator(3650)],
-        help_text=gettext_lazy(
+    retention_days = retention_days_field(
+        gettext_lazy(
             "Days after the session ends. Only the counts that met the anonymity "
             "threshold are kept after that."
-        ),
+        )
     )
     # Set when the retention rule deleted the raw answers (see apply_retention).
     answers_deleted_at = models.DateTimeField(null=True, blank=True)
