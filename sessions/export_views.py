@@ -11,33 +11,21 @@ from . import exports
 from .models import Session
 from .views import _get_own_session
 
-
-@login_required
-@never_cache
-def export_aggregates_csv(request: HttpRequest, session_id: int) -> HttpResponse:
-    session = _get_own_session(request, session_id)
-    return _download(session, "results.csv", exports.aggregates_csv(session), "text/csv")
-
-
-@login_required
-@never_cache
-def export_answers_csv(request: HttpRequest, session_id: int) -> HttpResponse:
-    session = _get_own_session(request, session_id)
-    return _download(session, "answers.csv", exports.answers_csv(session), "text/csv")
+# Each export: what builds it, its content type, and the end of its file name.
+EXPORTS = {
+    "aggregates_csv": (exports.aggregates_csv, "text/csv", "results.csv"),
+    "answers_csv": (exports.answers_csv, "text/csv", "answers.csv"),
+    "json": (exports.session_json, "application/json", "session.json"),
+    "pdf": (exports.summary_pdf, "application/pdf", "summary.pdf"),
+}
 
 
 @login_required
 @never_cache
-def export_json(request: HttpRequest, session_id: int) -> HttpResponse:
+def export(request: HttpRequest, session_id: int, kind: str) -> HttpResponse:
     session = _get_own_session(request, session_id)
-    return _download(session, "session.json", exports.session_json(session), "application/json")
-
-
-@login_required
-@never_cache
-def export_pdf(request: HttpRequest, session_id: int) -> HttpResponse:
-    session = _get_own_session(request, session_id)
-    return _download(session, "summary.pdf", exports.summary_pdf(session), "application/pdf")
+    build, content_type, what = EXPORTS[kind]
+    return _download(session, what, build(session), content_type)
 
 
 def _download(session: Session, what: str, content: str | bytes, content_type: str) -> HttpResponse:

@@ -55,24 +55,18 @@ urlpatterns = [
     path("groups/<int:group_id>/", group_views.group_detail, name="group_detail"),
     path("groups/<int:group_id>/edit/", group_views.group_edit, name="group_edit"),
     path("groups/<int:group_id>/delete/", group_views.group_delete, name="group_delete"),
-    path(
-        "sessions/<int:session_id>/export/aggregates.csv",
-        export_views.export_aggregates_csv,
-        name="export_aggregates_csv",
-    ),
-    path(
-        "sessions/<int:session_id>/export/answers.csv",
-        export_views.export_answers_csv,
-        name="export_answers_csv",
-    ),
-    path(
-        "sessions/<int:session_id>/export/session.json",
-        export_views.export_json,
-        name="export_json",
-    ),
-    path(
-        "sessions/<int:session_id>/export/summary.pdf",
-        export_views.export_pdf,
-        name="export_pdf",
+    *(
+        path(
+            f"sessions/<int:session_id>/export/{file}",
+            export_views.export,
+            {"kind": kind},
+            name=f"export_{kind}",
+        )
+        for kind, file in [
+            ("aggregates_csv", "aggregates.csv"),
+            ("answers_csv", "answers.csv"),
+            ("json", "session.json"),
+            ("pdf", "summary.pdf"),
+        ]
     ),
 ]
