@@ -1,13 +1,14 @@
-"""Answers from many phones stored together: one transaction, and one commit, for every answer
-that arrived while the last batch was being stored.
+"""Answers from many phones stored together: one transaction, one commit and the same few
+statements (models.AnswerBatch) for every answer that arrived while the last batch was being
+stored.
 
 A commit waits for the database to make it durable (on PostgreSQL, a sync of its log to disk),
-and every answer to an activity counts in the same tally rows, so answers committed one by one
-queue behind each other's commits. A room answering at once instead shares a few commits.
+every answer to an activity counts in the same tally rows, and each statement is a round trip
+to the database and a query for the ORM to build. A room answering at once shares them.
 
-Each answer runs in a savepoint of its own: one that is refused (a closed activity, a bad
-value) rolls back alone, and the others are stored. If the commit itself fails, each answer is
-tried again alone, so that one bad answer never costs the others theirs.
+An answer that is refused (a closed activity, a bad value) is refused alone, and the others
+are stored. If the batch fails in the database (at the commit, say), each answer is tried
+again alone, so that one bad answer never costs the others theirs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.db import DatabaseError, transaction
+from django.utils import translation
+
+from .models import Answer, AnswerBatch, AnswerRequest
 
 # At most this many answers in one transaction, so no batch holds its locks for long.
 MAX_BATCH = 200
@@ -27,23 +31,23 @@ MAX_BATCH = 200
 
 @dataclass
 class Write:
-    """One phone's message to store: `store()` runs inside the batch's transaction (and may
-    raise to refuse it); `after()` runs once it is committed and gives what to send back."""
+    """One phone's answer to store, and `after(answer)`, run once it is committed, which gives
+    what to send back; both in the phone's `language` (its refusals and acknowledgement)."""
 
-    store: Callable[[], Any]
-    after: Callable[[Any], Any]
+    request: AnswerRequest
+    language: str
+    after: Callable[[Answer], Any]
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class Batches:
-    """The writes of one event loop (one server process), stored a batch at a time."""
+    """The answers of one event loop (one server process), stored a batch at a time."""
 
     def __init__(self) -> None:
         self.queue: list[Write] = []
         self.worker: asyncio.Task | None = None
 
-    async def submit(self, store: Callable[[], Any], after: Callable[[Any], Any]) -> Any:
-        write = Write(store, after)
+    async def submit(self, write: Write) -> Any:
         self.queue.append(write)
         if self.worker is None or self.worker.done():
             self.worker = asyncio.get_running_loop().create_task(self._work())
@@ -66,44 +70,38 @@ class Batches:
 
 
 def _store_batch(batch: list[Write]) -> list[tuple[bool, Any]]:
-    """Store every write of the batch in one transaction; (True, result) or (False, error)
-    for each, in order."""
+    """Store every answer of the batch in one transaction; (True, what `after` gave) or
+    (False, error) for each, in order."""
     try:
         with transaction.atomic():
-            stored = [_in_savepoint(write) for write in batch]
+            answers = AnswerBatch([write.request for write in batch])
+            added = [_add(answers, write) for write in batch]
+            answers.save()
     except DatabaseError as error:
         if len(batch) == 1:
             return [(False, error)]
-        # The commit failed (a deferred constraint of one write, say): each on its own.
-        return [_store_alone(write) for write in batch]
+        # One answer failed the batch (its phone's place was removed, say): each on its own.
+        return [outcome for write in batch for outcome in _store_batch([write])]
     return [
         _after(write, value) if ok else (False, value)
-        for write, (ok, value) in zip(batch, stored, strict=True)
+        for write, (ok, value) in zip(batch, added, strict=True)
     ]
 
 
-def _in_savepoint(write: Write) -> tuple[bool, Any]:
-    try:
-        with transaction.atomic():
-            return True, write.store()
-    except Exception as error:  # refused or failed: only this write is rolled back
-        return False, error
+def _add(answers: AnswerBatch, write: Write) -> tuple[bool, Any]:
+    with translation.override(write.language):
+        try:
+            return True, answers.add(write.request)
+        except Exception as error:  # refused: nothing of it was written
+            return False, error
 
 
-def _store_alone(write: Write) -> tuple[bool, Any]:
-    try:
-        with transaction.atomic():
-            value = write.store()
-    except Exception as error:
-        return False, error
-    return _after(write, value)
-
-
-def _after(write: Write, value: Any) -> tuple[bool, Any]:
-    try:
-        return True, write.after(value)
-    except Exception as error:
-        return False, error
+def _after(write: Write, answer: Answer) -> tuple[bool, Any]:
+    with translation.override(write.language):
+        try:
+            return True, write.after(answer)
+        except Exception as error:
+            return False, error
 
 
 _batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batches] = (
@@ -111,10 +109,10 @@ _batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batches] = (
 )
 
 
-async def store(store: Callable[[], Any], after: Callable[[Any], Any]) -> Any:
-    """Run `store()` in the next batch's transaction and `after(result)` once it committed;
-    return what `after` returned, or raise what either raised."""
+async def store(request: AnswerRequest, language: str, after: Callable[[Answer], Any]) -> Any:
+    """Store `request` in the next batch and return `after(answer)` once it is committed, or
+    raise why it was not stored (ActionRefused, or a database error)."""
     loop = asyncio.get_running_loop()
     if loop not in _batches:
         _batches[loop] = Batches()
-    return await _batches[loop].submit(store, after)
+    return await _batches[loop].submit(Write(request, language, after))

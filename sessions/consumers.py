@@ -31,6 +31,7 @@ from . import batches, live, presence
 from .models import (
     ActionRefused,
     Answer,
+    AnswerRequest,
     Connection,
     Participant,
     Session,
@@ -250,13 +251,14 @@ class ParticipantConsumer(LiveConsumer):
         return {"answer": self.record, "pass": self.record, "withdraw": self.withdraw}
 
     async def record(self, message: dict[str, Any]) -> None:
+        request = AnswerRequest(
+            self.participant, message.get("activity"), message, passed=message["action"] == "pass"
+        )
         try:
-            # In the phone's language: a batch stores the answers of phones of either.
             html = await batches.store(
-                speaking(self.language, lambda: _store(self.participant, message)),
-                speaking(
-                    self.language, lambda answer: _acknowledge(self.participant, message, answer)
-                ),
+                request,
+                self.language,
+                lambda answer: _acknowledge(self.participant, message, answer),
             )
         except IntegrityError:
             if await database_sync_to_async(self.participant.is_still_here)():
@@ -298,13 +300,6 @@ def _connect_participant(participant: Participant) -> tuple[int, str]:
             # A late joiner is placed in a group; the group's phones show their new partner.
             live.after_commit(live.push_session, participant.session_id)
     return connection.pk, live.render_phone_stage(participant)
-
-
-def _store(participant: Participant, message: dict[str, Any]) -> Answer:
-    """In the batch's transaction (sessions/batches.py)."""
-    if message["action"] == "pass":
-        return participant.pass_on(message.get("activity"), message.get("client_id"))
-    return participant.answer(message.get("activity"), message)
 
 
 def _acknowledge(participant: Participant, message: dict[str, Any], answer: Answer) -> str:

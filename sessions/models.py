@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -1046,8 +1047,147 @@ class Participant(models.Model):
     def is_present(self) -> bool:
         return Participant.objects.present().filter(pk=self.pk).exists()
 
-    def _open_activity(self, activity_id: Any) -> Activity:
-        session = Session.objects.select_related("current_activity").get(pk=self.session_id)
+    def answer(self, activity_id: Any, data: dict[str, Any]) -> Answer:
+        """Store the answer in `data` (the phone's form), or refuse it with a reason.
+
+        A message carries the phone's `client_id`: sent again (a retry after a lost
+        connection), it is recognised and nothing changes.
+        """
+        return AnswerBatch.store_one(AnswerRequest(self, activity_id, data))
+
+    def pass_on(self, activity_id: Any, client_id: Any = None) -> Answer:
+        return AnswerBatch.store_one(
+            AnswerRequest(self, activity_id, {"client_id": client_id}, passed=True)
+        )
+
+    def withdraw(self) -> list[int]:
+        """Delete all of this participant's answers and take them out of the counts.
+
+        Returns the ids of the activities whose results changed.
+        """
+        with transaction.atomic():
+            answers = list(self.answers.select_for_update().select_related("activity"))
+            uncounted: Counter[tuple[int, str]] = Counter()
+            uncounted.subtract(
+                (answer.activity_id, key) for answer in answers for key in answer.tally_keys()
+            )
+            Tally.objects.count_changes(uncounted)
+            self.answers.all().delete()  # and their receipts
+        return sorted({answer.activity_id for answer in answers})
+
+
+@dataclass(frozen=True)
+class AnswerRequest:
+    """A phone's answer (or pass) to store. `data` is the phone's form; its `client_id` names
+    the message, so that a copy sent again is recognised."""
+
+    participant: Participant
+    activity_id: Any
+    data: dict[str, Any]
+    passed: bool = False
+
+
+class AnswerBatch:
+    """Answers from many phones stored with the same few statements, however many there are:
+    a lookup of the receipts, of the sessions and of the answers being changed (locked), then
+    an insert, an update, an insert of the receipts and one tally statement.
+
+    Inside one transaction: add() each request, which refuses a bad one with ActionRefused and
+    writes nothing, then save(). Requests are applied in order, so a phone's later message
+    overwrites its earlier one in the same batch.
+    """
+
+    FIELDS = ["value", "passed", "flagged", "moderation", "client_id"]
+
+    def __init__(self, requests: list[AnswerRequest]) -> None:
+        participant_ids = {request.participant.pk for request in requests}
+        named = [request.data.get("client_id") for request in requests]
+        client_ids = {client_id for client_id in named if isinstance(client_id, str) and client_id}
+        # The stored messages among these (copies sent again), with what each stored.
+        receipts = Receipt.objects.filter(
+            participant_id__in=participant_ids, client_id__in=client_ids
+        ).select_related("answer")
+        self.receipts = {
+            (receipt.participant_id, receipt.client_id): receipt.answer
+            for receipt in (receipts if client_ids else [])
+        }
+        self.sessions = Session.objects.select_related("current_activity").in_bulk(
+            {request.participant.session_id for request in requests}
+        )
+        self.activities: dict[int, Activity] = {}
+        for session in self.sessions.values():
+            if session.current_activity:
+                session.current_activity.session = session
+                self.activities[session.current_activity.pk] = session.current_activity
+        # (activity, participant) to the answer, and to the tally keys it counted in before
+        # this batch (none for a new one).
+        self.answers: dict[tuple[int, int], Answer] = {}
+        self.counted: dict[tuple[int, int], list[str]] = {}
+        for answer in self._lock(participant_ids):
+            answer.activity = self.activities[answer.activity_id]
+            key = (answer.activity_id, answer.participant_id)
+            self.answers[key], self.counted[key] = answer, answer.tally_keys()
+        self.changed: set[tuple[int, int]] = set()
+        self.new_receipts: list[Receipt] = []
+
+    @classmethod
+    def store_one(cls, request: AnswerRequest) -> Answer:
+        with transaction.atomic():
+            batch = cls([request])
+            answer = batch.add(request)
+            batch.save()
+        return answer
+
+    def add(self, request: AnswerRequest) -> Answer:
+        """The answer `request` stores once saved, or ActionRefused saying why it cannot."""
+        participant = request.participant
+        client_id = parse_client_id(request.data.get("client_id"))
+        if (participant.pk, client_id) in self.receipts:
+            return self.receipts[participant.pk, client_id]  # a copy of a stored message
+        activity = self._open_activity(participant.session_id, request.activity_id)
+        if request.passed:
+            value, flagged, moderation = None, False, Answer.Moderation.PENDING
+        else:
+            try:
+                value = activity.clean_answer(request.data)
+            except ValidationError as error:
+                raise ActionRefused(" ".join(error.messages)) from None
+            flagged = _needs_care(value)
+            approved = activity.session.auto_approve or not activity.is_open_text
+            moderation = Answer.Moderation.APPROVED if approved else Answer.Moderation.PENDING
+        key = (activity.pk, participant.pk)
+        if key not in self.answers:
+            self.answers[key] = Answer(activity=activity, participant=participant)
+            self.counted[key] = []
+        answer = self.answers[key]
+        answer.value, answer.passed, answer.flagged = value, request.passed, flagged
+        answer.moderation, answer.client_id = moderation, client_id
+        self.changed.add(key)
+        if client_id:
+            self.receipts[participant.pk, client_id] = answer
+            self.new_receipts.append(
+                Receipt(participant=participant, client_id=client_id, answer=answer)
+            )
+        return answer
+
+    def save(self) -> None:
+        changed = [self.answers[key] for key in sorted(self.changed)]
+        stored = [answer for answer in changed if answer.pk is not None]
+        stored += self._insert([answer for answer in changed if answer.pk is None])
+        Answer.objects.bulk_update(stored, self.FIELDS)
+        Receipt.objects.bulk_create(self.new_receipts)
+        # Last: everyone answering an activity updates the same tally rows, so their locks
+        # are held for as short a time as possible.
+        changes: Counter[tuple[int, str]] = Counter()
+        for key in self.changed:
+            changes.update((key[0], tally) for tally in self.answers[key].tally_keys())
+            changes.subtract((key[0], tally) for tally in self.counted[key])
+        Tally.objects.count_changes(changes)
+
+    def _open_activity(self, session_id: int, activity_id: Any) -> Activity:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise ActionRefused(gettext("This session has ended; answers are closed."))
         activity = session.current_activity
         if activity is None or activity.pk != parse_id(activity_id):
             if not session.activities.filter(pk=parse_id(activity_id)).exists():
@@ -1060,108 +1200,42 @@ class Participant(models.Model):
             raise ActionRefused(gettext("This step does not take answers."))
         if session.answers_locked:
             raise ActionRefused(gettext("Answers are locked for this activity."))
-        activity.session = session
         return activity
 
-    def answer(self, activity_id: Any, data: dict[str, Any]) -> Answer:
-        """Store the answer in `data` (the phone's form), or refuse it with a reason.
+    def _insert(self, new: list[Answer]) -> list[Answer]:
+        """Insert the new answers. One that another message of the same phone stored meanwhile
+        (on another server process, say) is to be overwritten instead: those are returned."""
+        overwritten: list[Answer] = []
+        while new:
+            try:
+                with transaction.atomic():
+                    Answer.objects.bulk_create(new)
+                break
+            except IntegrityError:
+                raced = []
+                for found in self._lock({answer.participant_id for answer in new}):
+                    key = (found.activity_id, found.participant_id)
+                    mine = self.answers[key]
+                    if mine.pk is None:
+                        found.activity = mine.activity
+                        self.counted[key], mine.pk = found.tally_keys(), found.pk
+                        raced.append(mine)
+                if not raced:
+                    raise
+                overwritten += raced
+                new = [answer for answer in new if answer.pk is None]
+        return overwritten
 
-        A message carries the phone's `client_id`: sent again (a retry after a lost
-        connection), it is recognised and nothing changes.
-        """
-        client_id = parse_client_id(data.get("client_id"))
-        replayed = self._replayed(client_id)
-        if replayed:
-            return replayed
-        activity = self._open_activity(activity_id)
-        try:
-            value = activity.clean_answer(data)
-        except ValidationError as error:
-            raise ActionRefused(" ".join(error.messages)) from None
-        approved = activity.session.auto_approve or not activity.is_open_text
-        return self._store(
-            activity,
-            client_id,
-            value=value,
-            passed=False,
-            flagged=_needs_care(value),
-            moderation=Answer.Moderation.APPROVED if approved else Answer.Moderation.PENDING,
+    def _lock(self, participant_ids: set[int]) -> list[Answer]:
+        """The stored answers of these participants to the open activities, locked until the
+        transaction ends (in one order, so that batches wait for each other, not deadlock)."""
+        if not self.activities:
+            return []
+        return list(
+            Answer.objects.select_for_update()
+            .filter(activity_id__in=self.activities, participant_id__in=participant_ids)
+            .order_by("pk")
         )
-
-    def pass_on(self, activity_id: Any, client_id: Any = None) -> Answer:
-        client_id = parse_client_id(client_id)
-        replayed = self._replayed(client_id)
-        if replayed:
-            return replayed
-        activity = self._open_activity(activity_id)
-        return self._store(
-            activity,
-            client_id,
-            value=None,
-            passed=True,
-            flagged=False,
-            moderation=Answer.Moderation.PENDING,
-        )
-
-    def withdraw(self) -> list[int]:
-        """Delete all of this participant's answers and take them out of the counts.
-
-        Returns the ids of the activities whose results changed.
-        """
-        with transaction.atomic():
-            answers = list(self.answers.select_for_update().select_related("activity"))
-            for answer in sorted(answers, key=lambda answer: answer.activity_id):
-                Tally.objects.count_change(answer.activity_id, before=answer.tally_keys(), after=[])
-            self.answers.all().delete()  # and their receipts
-        return sorted({answer.activity_id for answer in answers})
-
-    def _replayed(self, client_id: str) -> Answer | None:
-        """The answer an earlier copy of this message stored, if it was stored."""
-        if not client_id:
-            return None
-        receipt = only_row(self.receipts.filter(client_id=client_id).select_related("answer"))
-        return receipt.answer if receipt else None
-
-    def _store(self, activity: Activity, client_id: str, **fields: Any) -> Answer:
-        """Create or overwrite this participant's answer, and count the change in the tallies."""
-        fields["client_id"] = client_id
-        # All or nothing, without a savepoint of its own: the consumer's transaction holds it.
-        with transaction.atomic(savepoint=False):
-            answer = self._answer_for_update(activity)
-            created = False
-            if answer is None:
-                try:
-                    with transaction.atomic():
-                        answer = Answer.objects.create(
-                            activity=activity, participant=self, **fields
-                        )
-                    created = True
-                except IntegrityError:
-                    # Another message from this phone, handled at the same moment, stored
-                    # an answer first: overwrite that one.
-                    answer = self._answer_for_update(activity)
-                    if answer is None:
-                        raise
-            before = [] if created else answer.tally_keys()
-            if not created:
-                for name, value in fields.items():
-                    setattr(answer, name, value)
-                answer.save(update_fields=list(fields))
-            if client_id:
-                self.receipts.create(client_id=client_id, answer=answer)
-            # Last: everyone answering this activity updates the same tally rows, so their
-            # locks are held for as short a time as possible.
-            Tally.objects.count_change(activity.pk, before=before, after=answer.tally_keys())
-        return answer
-
-    def _answer_for_update(self, activity: Activity) -> Answer | None:
-        """This participant's answer to `activity`, locked until the transaction ends."""
-        answer = only_row(
-            Answer.objects.select_for_update().filter(activity=activity, participant=self)
-        )
-        if answer is not None:
-            answer.activity = activity  # what tally_keys() reads, without a query
-        return answer
 
 
 def _partners_so_far(session: Session) -> set[frozenset[int]]:
@@ -1280,14 +1354,12 @@ class TallyManager(models.Manager["Tally"]):
     # The data migration that filled the tallies rebuilds them with this manager.
     use_in_migrations = True
 
-    def count_change(self, activity_id: int, *, before: list[str], after: list[str]) -> None:
-        """Count an answer that had the tally keys `before` (none when new) and has `after`.
+    def count_changes(self, changes: Counter[tuple[int, str]]) -> None:
+        """Add `changes` ((activity id, key) to a change of count) to the tallies.
 
         One statement, whatever the number of keys, and none when nothing changed (a pass
         passed again, an answer sent again unchanged).
         """
-        changes = Counter(after)
-        changes.subtract(before)
         # Sorted, so that concurrent answers lock the same rows in the same order: on
         # PostgreSQL they then wait for each other instead of deadlocking.
         rows = sorted((key, change) for key, change in changes.items() if change)
@@ -1306,7 +1378,9 @@ class TallyManager(models.Manager["Tally"]):
             f"ON CONFLICT ({activity_column}, {key_column}) "
             f"DO UPDATE SET {count_column} = {table}.{count_column} + excluded.{count_column}"
         )
-        parameters = [value for key, change in rows for value in (activity_id, key, change)]
+        parameters = [
+            value for (activity_id, key), change in rows for value in (activity_id, key, change)
+        ]
         with connection.cursor() as cursor:
             cursor.execute(sql, parameters)
 

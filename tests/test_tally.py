@@ -8,11 +8,21 @@ import uuid
 
 import pytest
 from django.apps import apps
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from sessions.aggregation import summarize
-from sessions.models import WORD_MAX_LENGTH, Activity, Answer, Participant, Session, Tally
+from sessions.models import (
+    WORD_MAX_LENGTH,
+    ActionRefused,
+    Activity,
+    Answer,
+    AnswerBatch,
+    AnswerRequest,
+    Participant,
+    Session,
+    Tally,
+)
 from tests.conftest import add_activity
 
 Kind = Activity.Kind
@@ -177,14 +187,14 @@ def test_an_answer_stored_meanwhile_by_another_message_is_overwritten_and_counte
 ):
     alice.answer(choice_activity.pk, pick(0))
     # The other message's answer was not there yet when this one looked: its insert then fails.
-    look = Participant._answer_for_update
+    look = AnswerBatch._lock
     looks = []
 
-    def first_look_misses(participant, activity):
-        looks.append(activity)
-        return None if len(looks) == 1 else look(participant, activity)
+    def first_look_misses(batch, participant_ids):
+        looks.append(participant_ids)
+        return [] if len(looks) == 1 else look(batch, participant_ids)
 
-    monkeypatch.setattr(Participant, "_answer_for_update", first_look_misses)
+    monkeypatch.setattr(AnswerBatch, "_lock", first_look_misses)
 
     alice.answer(choice_activity.pk, pick(1))
 
@@ -246,6 +256,76 @@ def test_storing_an_answer_costs_the_same_queries_however_many_answers_there_are
 
     assert len(last_answer.captured_queries) == len(first_answer.captured_queries)
     assert len(tally_statements(last_answer)) == 1
+
+
+def store_together(*requests: AnswerRequest) -> list:
+    """Store the requests as one batch, as a room's answers arriving together are; the answer
+    each stored, or the refusal."""
+    with transaction.atomic():
+        batch = AnswerBatch(list(requests))
+        outcomes = []
+        for request in requests:
+            try:
+                outcomes.append(batch.add(request))
+            except ActionRefused as refusal:
+                outcomes.append(refusal)
+        batch.save()
+    return outcomes
+
+
+def test_a_room_answering_together_costs_the_same_statements_as_a_few_people(
+    live_session, choice_activity, alice
+):
+    people = new_participants(live_session, 55)
+    for person in people[:10]:  # some change an answer given before
+        person.answer(choice_activity.pk, pick(2))
+
+    def answer_all(group: list[Participant]) -> CaptureQueriesContext:
+        with CaptureQueriesContext(connection) as queries:
+            store_together(
+                *(
+                    AnswerRequest(person, choice_activity.pk, {**pick(1), "client_id": client_id()})
+                    for person in group
+                )
+            )
+        return queries
+
+    few = answer_all(people[:2] + people[10:13])  # 2 changed answers, 3 new
+    many = answer_all(people[2:10] + people[13:])  # 8 changed answers, 42 new
+
+    assert len(many.captured_queries) == len(few.captured_queries)
+    assert len(tally_statements(many)) == 1
+    assert tallies(choice_activity) == {"answered": 55, "option:1": 55}
+
+
+def test_a_phone_that_changes_its_answer_within_one_batch_counts_once_with_its_last(
+    choice_activity, alice
+):
+    first = AnswerRequest(alice, choice_activity.pk, {**pick(0), "client_id": client_id()})
+    second = AnswerRequest(alice, choice_activity.pk, {**pick(2), "client_id": client_id()})
+    refused = AnswerRequest(alice, choice_activity.pk, pick(9))
+
+    outcomes = store_together(first, second, refused)
+
+    assert isinstance(outcomes[2], ActionRefused)
+    assert Answer.objects.get(participant=alice).value == [2]
+    assert every_tally(choice_activity) == {"answered": 1, "option:2": 1}
+    assert alice.receipts.count() == 2
+
+
+def test_a_message_sent_twice_within_one_batch_is_stored_once(live_session, choice_activity, alice):
+    (bob,) = new_participants(live_session, 1)
+    message = {**pick(1), "client_id": client_id()}
+
+    outcomes = store_together(
+        AnswerRequest(alice, choice_activity.pk, message),
+        AnswerRequest(bob, choice_activity.pk, pick(0)),
+        AnswerRequest(alice, choice_activity.pk, message),
+    )
+
+    assert outcomes[0].pk == outcomes[2].pk
+    assert tallies(choice_activity) == {"answered": 2, "option:0": 1, "option:1": 1}
+    assert alice.receipts.count() == 1
 
 
 # Reading the tallies --------------------------------------------------------------------------

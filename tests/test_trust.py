@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from sessions import presence
 from sessions.consumers import CLOSE_SIGNED_OUT, CLOSE_TOO_MANY_MESSAGES
-from sessions.models import Activity, Answer, Connection, Participant, ServerProcess
+from sessions.models import Activity, Answer, AnswerBatch, Connection, ServerProcess
 from sessions.text import MAX_COMBINING_MARKS, clean_text
 from tests.conftest import add_activity
 from tests.test_consumers import (
@@ -212,7 +212,7 @@ async def test_no_acknowledgement_when_the_answer_could_not_be_stored(
     def fail(*args, **kwargs):
         raise DatabaseError("the disk is full")
 
-    monkeypatch.setattr(Participant, "_store", fail)
+    monkeypatch.setattr(AnswerBatch, "save", fail)
     await send(phone, action="answer", activity=choice_activity.pk, choice="0", client_id="a" * 16)
     frame = await phone.receive_from()
     assert "did not go through" in frame
