@@ -243,7 +243,8 @@ class Session(models.Model):
     )
     title = models.CharField(max_length=200)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
-    join_code = models.CharField(max_length=12, blank=True, default="")
+    # Indexed: every phone that joins looks its session up by code, among every session kept.
+    join_code = models.CharField(max_length=12, blank=True, default="", db_index=True)
     anonymity_threshold = models.PositiveSmallIntegerField(
         default=3,
         validators=[MinValueValidator(2), MaxValueValidator(50)],

@@ -358,6 +358,8 @@ def test_a_facilitator_runs_a_session_with_the_keyboard_only(browser, live_serve
     tab_to(control, "^Start session$")
     control.keyboard.press("Enter")
     expect(control.get_by_text("Live · control view")).to_be_visible()
+    # The shortcuts are attune.js's, a deferred script: a key pressed before it ran does nothing.
+    control.wait_for_load_state()
 
     # The shortcut list, then the session by keys alone.
     control.keyboard.press("?")
