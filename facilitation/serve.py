@@ -8,6 +8,7 @@ reaches the application in the ASGI scope, which Attune never stores.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from typing import Any
@@ -73,6 +74,10 @@ class CommandLineWithoutClientAddresses(CommandLineInterface):
         except ImproperlyConfigured as refusal:
             sys.exit(f"Attune did not start: {refusal}")
         twisted_loop.call_soon(presence.ensure_heartbeat)  # it beats from the start
+        # What a started Django holds (about 100,000 objects: modules, URL patterns, models)
+        # lives as long as the process: left out of the collector's full passes, which
+        # otherwise pause every socket of the process while they run (docs/performance.md).
+        gc.freeze()
         return application
 
 
