@@ -23,6 +23,8 @@ PROTOCOL_LOGGERS = ("daphne.http_protocol", "daphne.ws_protocol")
 # rest of a room whose phones all scan the QR code at once, and each drop costs a phone a
 # retransmission of a second or more.
 LISTEN_BACKLOG = 1024
+# See load_asgi_app.
+FULL_COLLECTION_AFTER = 1000
 
 
 class ServerWithoutClientAddresses(Server):
@@ -74,10 +76,14 @@ class CommandLineWithoutClientAddresses(CommandLineInterface):
         except ImproperlyConfigured as refusal:
             sys.exit(f"Attune did not start: {refusal}")
         twisted_loop.call_soon(presence.ensure_heartbeat)  # it beats from the start
-        # What a started Django holds (about 100,000 objects: modules, URL patterns, models)
-        # lives as long as the process: left out of the collector's full passes, which
-        # otherwise pause every socket of the process while they run (docs/performance.md).
+        # The collector's full passes pause every socket of the process, longer the more
+        # phones are connected (180 ms with 1,000). What a started Django holds (about 100,000
+        # objects) lives as long as the process: left out of them. And they come after
+        # FULL_COLLECTION_AFTER passes of the middle generation instead of Python's 10: one in
+        # a 1,000-phone benchmark run instead of twelve (docs/performance.md).
         gc.freeze()
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
         return application
 
 
