@@ -12,8 +12,9 @@ from django.http import HttpRequest, HttpResponse
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "facilitation.settings")
 
 # Threads that run HTTP requests. A slow request (a PDF export) holds one; the others go on.
-# With PostgreSQL each holds a connection from the pool (DATABASE_POOL_SIZE) while it works.
-HTTP_THREADS = 4
+# With PostgreSQL each holds a connection from the pool (DATABASE_POOL_SIZE, default 10, with
+# one more for the sockets) while it works. Their number hardly changes a burst of joins.
+HTTP_THREADS = 8
 
 
 class SyncChainHandler(ASGIHandler):
@@ -23,9 +24,10 @@ class SyncChainHandler(ASGIHandler):
     Django's own runs the chain in async mode: each middleware that can be async (most of
     Django's) runs its hooks in a thread through sync_to_async, and WhiteNoise, which cannot,
     hops back to the event loop: about twenty hops per request, each waiting its turn on a
-    loop kept busy by a room's sockets, and a new thread (with a new database connection) per
-    request. A room of phones joining at once waited on those hops (docs/performance.md).
-    Attune has no async views, so nothing is lost.
+    loop kept busy by a room's sockets, and the database work in a new thread (so with a new
+    database connection) per request. A room of phones joining at once waited on those hops
+    (docs/performance.md). Attune has no async views, so nothing is lost. (Django still runs its
+    request signals in a thread of the request's own.)
     """
 
     def load_middleware(self, is_async: bool = False) -> None:

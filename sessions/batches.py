@@ -92,6 +92,8 @@ def _add(answers: AnswerBatch, write: Write) -> tuple[bool, Any]:
     with translation.override(write.language):
         try:
             return True, answers.add(write.request)
+        except DatabaseError:
+            raise  # the transaction is lost: each answer is tried again alone
         except Exception as error:  # refused: nothing of it was written
             return False, error
 

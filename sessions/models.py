@@ -243,8 +243,7 @@ class Session(models.Model):
     )
     title = models.CharField(max_length=200)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
-    # Indexed: every phone that joins looks its session up by code, among every session kept.
-    join_code = models.CharField(max_length=12, blank=True, default="", db_index=True)
+    join_code = models.CharField(max_length=12, blank=True, default="")
     anonymity_threshold = models.PositiveSmallIntegerField(
         default=3,
         validators=[MinValueValidator(2), MaxValueValidator(50)],
@@ -310,6 +309,8 @@ class Session(models.Model):
                 fields=["join_code"], condition=Q(status="live"), name="unique_live_join_code"
             )
         ]
+        # Every phone that joins looks its session up by code, among every session kept.
+        indexes = [models.Index(fields=["join_code"], name="session_join_code")]
 
     def __str__(self) -> str:
         return self.title
@@ -1067,13 +1068,16 @@ class Participant(models.Model):
         Returns the ids of the activities whose results changed.
         """
         with transaction.atomic():
-            answers = list(self.answers.select_for_update().select_related("activity"))
+            answers = list(
+                self.answers.select_for_update().select_related("activity").order_by("pk")
+            )
             uncounted: Counter[tuple[int, str]] = Counter()
             uncounted.subtract(
                 (answer.activity_id, key) for answer in answers for key in answer.tally_keys()
             )
             Tally.objects.count_changes(uncounted)
-            self.answers.all().delete()  # and their receipts
+            # Exactly those counted out (and their receipts).
+            Answer.objects.filter(pk__in=[answer.pk for answer in answers]).delete()
         return sorted({answer.activity_id for answer in answers})
 
 
@@ -1102,16 +1106,6 @@ class AnswerBatch:
 
     def __init__(self, requests: list[AnswerRequest]) -> None:
         participant_ids = {request.participant.pk for request in requests}
-        named = [request.data.get("client_id") for request in requests]
-        client_ids = {client_id for client_id in named if isinstance(client_id, str) and client_id}
-        # The stored messages among these (copies sent again), with what each stored.
-        receipts = Receipt.objects.filter(
-            participant_id__in=participant_ids, client_id__in=client_ids
-        ).select_related("answer")
-        self.receipts = {
-            (receipt.participant_id, receipt.client_id): receipt.answer
-            for receipt in (receipts if client_ids else [])
-        }
         self.sessions = Session.objects.select_related("current_activity").in_bulk(
             {request.participant.session_id for request in requests}
         )
@@ -1128,8 +1122,21 @@ class AnswerBatch:
             answer.activity = self.activities[answer.activity_id]
             key = (answer.activity_id, answer.participant_id)
             self.answers[key], self.counted[key] = answer, answer.tally_keys()
+        # The stored messages among these (copies sent again), with what each stored. Read
+        # after the lock: a copy being stored by another process has committed by then.
+        named = [request.data.get("client_id") for request in requests]
+        client_ids = {client_id for client_id in named if isinstance(client_id, str) and client_id}
+        receipts = Receipt.objects.filter(
+            participant_id__in=participant_ids, client_id__in=client_ids
+        ).select_related("answer")
+        self.receipts = {
+            (receipt.participant_id, receipt.client_id): receipt.answer
+            for receipt in (receipts if client_ids else [])
+        }
         self.changed: set[tuple[int, int]] = set()
         self.new_receipts: list[Receipt] = []
+        # Activities named by late answers: whether each is part of its session (refusals).
+        self.known: dict[tuple[int, int | None], bool] = {}
 
     @classmethod
     def store_one(cls, request: AnswerRequest) -> Answer:
@@ -1191,7 +1198,10 @@ class AnswerBatch:
             raise ActionRefused(gettext("This session has ended; answers are closed."))
         activity = session.current_activity
         if activity is None or activity.pk != parse_id(activity_id):
-            if not session.activities.filter(pk=parse_id(activity_id)).exists():
+            asked = (session.pk, parse_id(activity_id))
+            if asked not in self.known:
+                self.known[asked] = session.activities.filter(pk=asked[1]).exists()
+            if not self.known[asked]:
                 raise ActionRefused(gettext("That activity is not part of this session."))
             if session.is_live:
                 raise ActionRefused(gettext("That activity is closed; your answer was not saved."))

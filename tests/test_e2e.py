@@ -37,12 +37,24 @@ def new_session(page: Page, base_url: str, username: str, title: str) -> None:
 
 
 def join_on_phone(page: Page, base_url: str, code: str) -> str:
+    frames: list = []
+    page.on(
+        "websocket", lambda socket: socket.on("framereceived", lambda frame: frames.append(frame))
+    )
     page.goto(f"{base_url}/")
     page.get_by_label("Session code").fill(code.lower())
     page.get_by_role("button", name="Join").click()
     expect(page.get_by_text("Your answers are anonymous")).to_be_visible()
     page.get_by_role("button", name="I understand, join").click()
     expect(page.locator(".you strong")).to_be_visible()
+    # Answer once the page is live, as a person would: before its deferred scripts run, a form
+    # is sent as a plain page request; and the socket's first frame renders the stage afresh.
+    page.wait_for_load_state()
+    for _ in range(100):
+        if frames:
+            break
+        page.wait_for_timeout(50)
+    assert frames, "the phone's socket sent nothing"
     return page.locator(".you strong").inner_text()
 
 
