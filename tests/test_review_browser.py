@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -96,3 +97,48 @@ def test_a_participant_keeps_a_nickname_then_withdraws_their_answers(
     expect(phone.get_by_text("Answer received")).to_be_hidden()
     expect(phone.get_by_text("Your check-ins in Tuesday")).to_be_visible()
     phone.screenshot(path=ARTIFACTS / "phone-withdrawn.png", full_page=True)
+
+
+def test_an_option_tapped_before_the_socket_connects_is_kept(
+    weekly_check_in, browser, live_server_url
+):
+    """On a slow connection the page shows the question before its socket is open. The
+    socket's first frame repeats the same question: it must not clear what was tapped."""
+    phone = browser.new_context(**PHONE).new_page()
+    held: list = []
+    released: list = []  # the page's socket, once the server's frames may reach it
+
+    def slow_connection(socket) -> None:
+        server = socket.connect_to_server()
+
+        def from_server(message) -> None:
+            if released:
+                socket.send(message)
+            else:
+                held.append((socket, message))
+
+        server.on_message(from_server)
+
+    phone.route_web_socket(re.compile(r"/ws/join/"), slow_connection)
+    phone.goto(f"{live_server_url}/join/{weekly_check_in.join_code}/")
+    phone.get_by_role("button", name="I understand, join").click()
+    phone.wait_for_load_state()
+    phone.get_by_label("4").check()
+    for _ in range(100):
+        if held:
+            break
+        phone.wait_for_timeout(50)
+    assert held, "the server sent the phone nothing"
+
+    phone.evaluate(
+        """() => { window.framesSeen = 0;
+            document.addEventListener("htmx:wsAfterMessage", () => window.framesSeen++); }"""
+    )
+    released.append(True)
+    for socket, message in held:
+        socket.send(message)
+    phone.wait_for_function(f"() => window.framesSeen >= {len(held)}")
+
+    expect(phone.get_by_label("4")).to_be_checked()
+    phone.get_by_role("button", name="Send answer").click()
+    expect(phone.get_by_text("Answer received")).to_be_visible()

@@ -238,6 +238,20 @@
     if (document.visibilityState === "visible" && closedSocket) closedSocket.reconnect();
   });
 
+  // A stage the phone shows already is not swapped in again. The socket's first frame repeats
+  // the stage the page was loaded with, and on a slow connection it may come seconds later:
+  // swapping it would clear an option just tapped. Compared as the browser serializes each.
+  var stage = document.getElementById("phone-stage");
+  var shownStage = stage ? stage.outerHTML : null;
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    if (!event.detail.target || event.detail.target.id !== "phone-stage") return;
+    var fragment = event.detail.fragment;
+    var incoming = fragment.id === "phone-stage" ? fragment : fragment.querySelector("#phone-stage");
+    if (!incoming) return;
+    if (incoming.outerHTML === shownStage) event.detail.shouldSwap = false;
+    else shownStage = incoming.outerHTML;
+  });
+
   // Exactly once: each answer carries an id made here. Until the server acknowledges that id
   // (it does so only once the answer is stored), the answer is kept to be sent again.
   var pending = null;
