@@ -404,6 +404,17 @@ def test_every_page_names_its_language_and_has_a_logo_and_favicon(browser, live_
     expect(page.locator("img.logo, .brand img")).to_be_visible()
 
 
+def box_of(locator):
+    """Where the element is on screen. None while a push swaps it for its new copy: then the
+    new copy's, once it is in."""
+    for _ in range(40):
+        box = locator.bounding_box()
+        if box is not None:
+            return box
+        locator.page.wait_for_timeout(50)
+    raise AssertionError(f"{locator} is not on screen")
+
+
 def test_screen_readers_hear_each_new_activity_and_results_and_nothing_jumps(
     phone_session, facilitator_cookie, browser, live_server_url
 ):
@@ -424,13 +435,13 @@ def test_screen_readers_hear_each_new_activity_and_results_and_nothing_jumps(
 
     prompt = projector.locator(".projector-prompt")
     expect(prompt).to_have_text("How connected do you feel?")
-    where = prompt.bounding_box()
+    where = box_of(prompt)
     for count, phone in enumerate(phones, start=1):
         expect(phone.locator("#announcer")).to_have_text("How connected do you feel?")
         phone.get_by_label("7").check()
         phone.get_by_role("button", name="Send answer").click()
         expect(projector.locator(".projector-answered")).to_contain_text(str(count))
         # Counts and results change below the question; the question never moves.
-        assert prompt.bounding_box() == where
+        assert box_of(prompt) == where
     expect(control.locator("#announcer")).to_have_text("The results are showing.")
     expect(projector.locator("#announcer")).to_have_text("The results are showing.")
