@@ -1,13 +1,18 @@
 """ASGI entry point: HTTP goes to Django, WebSockets to the Channels consumers."""
 
+import asyncio
+import contextvars
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import django
-from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIHandler
-from django.db import close_old_connections
-from django.http import HttpRequest, HttpResponse
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.base import BaseHandler
+from django.http import HttpResponse
+from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "facilitation.settings")
 
@@ -17,41 +22,69 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "facilitation.settings")
 HTTP_THREADS = 8
 
 
-class SyncChainHandler(ASGIHandler):
-    """Django's ASGI handler, with a request's middleware and view run in one go, in one of a
-    few threads that live as long as the process.
+class ThreadedHttpHandler(ASGIHandler):
+    """Django serving HTTP as under a threaded WSGI server: each request runs whole (request
+    signals, middleware, view, reading the response) in one of a few threads that live as long
+    as the process, and the event loop only receives the request and sends the response.
 
-    Django's own runs the chain in async mode: each middleware that can be async (most of
-    Django's) runs its hooks in a thread through sync_to_async, and WhiteNoise, which cannot,
-    hops back to the event loop: about twenty hops per request, each waiting its turn on a
-    loop kept busy by a room's sockets, and the database work in a new thread (so with a new
-    database connection) per request. A room of phones joining at once waited on those hops
-    (docs/performance.md). Attune has no async views, so nothing is lost. (Django still runs its
-    request signals in a thread of the request's own.)
+    Django's own ASGI handler runs its middleware in async mode, each middleware's hooks in a
+    thread of their own through sync_to_async, WhiteNoise (sync only) back on the loop, and the
+    request signals in a new thread per request: some twenty hops between the loop and
+    threads, each waiting its turn on a loop kept busy by a room's sockets, and two threads
+    started per request. A room of phones joining at once waited on those hops
+    (docs/performance.md). Attune has no async views, so nothing is lost.
     """
 
-    def load_middleware(self, is_async: bool = False) -> None:
-        super().load_middleware(is_async=False)
-        chain = self._middleware_chain
+    def __init__(self) -> None:
+        BaseHandler.__init__(self)
+        self.load_middleware(is_async=False)
+        self.executor = ThreadPoolExecutor(HTTP_THREADS, thread_name_prefix="attune-http")
 
-        def respond(request: HttpRequest) -> HttpResponse:
-            try:
-                return chain(request)
-            finally:
-                # As Django does when a request ends, but in the thread that used them: a
-                # broken or expired connection is not kept for the next request.
-                close_old_connections()
-
-        self._middleware_chain = sync_to_async(
-            respond,
-            thread_sensitive=False,
-            executor=ThreadPoolExecutor(HTTP_THREADS, thread_name_prefix="attune-http"),
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django serves HTTP only, not {scope['type']}")
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        context = contextvars.copy_context()
+        status, headers, body = await asyncio.get_running_loop().run_in_executor(
+            self.executor, context.run, self.respond, scope, body_file
         )
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def respond(self, scope: dict[str, Any], body_file: Any) -> tuple[int, list, bytes]:
+        """The response to one request, as the status, headers and body to send."""
+        with body_file:
+            set_script_prefix(get_script_prefix(scope))
+            signals.request_started.send(sender=self.__class__, scope=scope)
+            request, response = self.create_request(scope, body_file)
+            if request is not None:
+                response = self.get_response(request)
+            try:
+                # Static files come as a stream; everything Attune serves fits in memory.
+                body = b"".join(response) if response.streaming else response.content
+                return response.status_code, self.headers(response), body
+            finally:
+                response.close()  # request_finished: expired database connections are closed
+
+    @staticmethod
+    def headers(response: HttpResponse) -> list[tuple[bytes, bytes]]:
+        # As Django's ASGIHandler.send_response, which keeps the headers' case.
+        headers = [
+            (name.encode("ascii"), value.encode("latin1")) for name, value in response.items()
+        ]
+        headers += [
+            (b"Set-Cookie", cookie.output(header="").encode("ascii").strip())
+            for cookie in response.cookies.values()
+        ]
+        return headers
 
 
 # Set up Django before importing consumers, which import models.
 django.setup(set_prefix=False)
-django_asgi_app = SyncChainHandler()
+django_asgi_app = ThreadedHttpHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
