@@ -422,6 +422,10 @@ async def measure_session(
     await wait_until_idle(pids, options.timeout)
     report["listen_drops"] = listen_drops() - drops_before
     with_phones = usage(pids)
+    # What a join costs the servers, whatever else the machine was doing: the steadier figure.
+    report["join_server_cpu_ms"] = round(
+        1000 * (with_phones.cpu_seconds - idle.cpu_seconds) / max(1, len(joined)), 1
+    )
 
     # The facilitator opens the question: every phone shows it.
     opened_at = await control.send({"action": "open", "activity": setup.question_id})
