@@ -1,7 +1,6 @@
 """ASGI entry point: HTTP goes to Django, WebSockets to the Channels consumers."""
 
 import asyncio
-import contextvars
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -47,9 +46,11 @@ class ThreadedHttpHandler(ASGIHandler):
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
-        context = contextvars.copy_context()
+        # Run in the thread's own context, not a copy of the loop's: what Django keeps per
+        # context, the cache's Redis connection pool among it, then lasts as long as the thread
+        # instead of being built again for every request.
         status, headers, body = await asyncio.get_running_loop().run_in_executor(
-            self.executor, context.run, self.respond, scope, body_file
+            self.executor, self.respond, scope, body_file
         )
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
