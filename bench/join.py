@@ -1,4 +1,5 @@
-"""A phone joining over HTTP as its browser does: the consent page, then the consent form.
+"""A phone joining over HTTP as its browser does: the consent page, the consent form, then the
+phone page it redirects to.
 
 A small HTTP/1.1 client on asyncio streams, so that a thousand phones can join within a second
 without a thread each and without a new dependency.
@@ -16,6 +17,7 @@ from urllib.parse import urlencode, urlsplit
 PARTICIPANT_COOKIE = "attune_participant"
 CSRF_COOKIE = "csrftoken"
 CSRF_FIELD = re.compile(rb'name="csrfmiddlewaretoken"\s+value="([^"]+)"')
+PHONE_PAGE = b'ws-connect="/ws/join/'  # the live phone view, which opens the socket
 
 
 class JoinFailed(Exception):
@@ -177,6 +179,11 @@ async def join_over_http(server: ServerAddress, code: str) -> str:
         token = consent.cookies().get(PARTICIPANT_COOKIE)
         if not token:
             raise JoinFailed(f"POST {path}: no {PARTICIPANT_COOKIE} cookie")
+        # The browser follows the redirect to the phone page, which opens the socket.
+        location = urlsplit(consent.header_values("location")[0]).path
+        phone = await connection.request("GET", location)
+        if phone.status != 200 or PHONE_PAGE not in phone.body:
+            raise JoinFailed(f"GET {location}: HTTP {phone.status}, not the phone page")
         return token
     finally:
         await connection.close()
