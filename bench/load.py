@@ -386,7 +386,8 @@ async def measure_session(
     idle = usage(pids)
     drops_before = listen_drops()
 
-    # Joining: the consent form over HTTP, then the phone's socket, until its first stage.
+    # Joining: the consent page, the consent form and the phone page over HTTP, then the
+    # phone's socket, until its first stage.
     window = options.phones / options.join_rate if options.join_rate else 1.0
     begin = now() + 0.1
     start_times = {
@@ -406,8 +407,8 @@ async def measure_session(
     report.update(spread("join", [join.stage_at - join.started_at for join in joined]))
     report.update(
         spread(
-            "join_consent",
-            [join.consented_at - join.started_at for join in joins.values() if join.consented_at],
+            "join_http",
+            [join.http_done_at - join.started_at for join in joins.values() if join.http_done_at],
         )
     )
     report["join_retries"] = sum(len(join.retries) for join in joins.values())

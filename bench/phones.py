@@ -161,7 +161,7 @@ class PhoneSpec:
 @dataclass
 class JoinRecord:
     started_at: float = 0.0
-    consented_at: float | None = None  # the consent form went through
+    http_done_at: float | None = None  # consent page, consent form and phone page loaded
     stage_at: float | None = None  # the first stage arrived on the socket
     error: str | None = None
     # Why each failed socket was retried.
@@ -197,7 +197,7 @@ class Phone(Socket):
         except Exception as error:  # one phone's failure is a result, not the end of the run
             self.join.error = describe(error)
             return
-        self.join.consented_at = now()
+        self.join.http_done_at = now()
         url = f"{server.ws_url}/ws/join/{code}/"
         while True:
             self.stage_shown.clear()
