@@ -305,6 +305,20 @@ async def measure_reference(
     }
 
 
+def python_speed_ms() -> float:
+    """How fast this machine runs Python now: the fastest of three runs of a fixed loop (a
+    million additions), in milliseconds. Machines of the same kind have differed by two times
+    (docs/performance.md): compare figures only between runs of a similar speed."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for number in range(1_000_000):
+            total += number
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
 async def run_benchmark(options: Options, log: Callable[[str], None] = quiet) -> dict[str, Any]:
     """Run the benchmark against the servers at `options.urls`; the figures, as a dict."""
     started = now()
@@ -322,6 +336,7 @@ async def run_benchmark(options: Options, log: Callable[[str], None] = quiet) ->
         "answer_window_s": options.answer_window,
         # Other work on the machine shares its cores with the servers and the phones.
         "load_average": round(os.getloadavg()[0], 2),
+        "machine_loop_ms": python_speed_ms(),
         **await database_sync_to_async(backends)(),
     }
     log(f"session {setup.session_id}, code {setup.join_code}, on {', '.join(options.urls)}")
