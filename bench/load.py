@@ -22,7 +22,7 @@ import secrets
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,7 @@ HEADLINE = (
     "server_rss_mb",
     "reference_fanout_p99_ms",
     "fanout_ratio",
+    "reference_join_p99_ms",
 )
 
 Group = PhoneGroup | RemotePhoneGroup
@@ -212,6 +213,18 @@ def quiet(message: str) -> None:
 # The run -----------------------------------------------------------------------------------
 
 
+def join_window(options: Options) -> float:
+    """The seconds within which the phones start joining."""
+    return options.phones / options.join_rate if options.join_rate else 1.0
+
+
+def join_start_times(options: Options, indexes: Iterable[int]) -> dict[int, float]:
+    """When each phone starts joining, from a moment from now: spread evenly over the window."""
+    begin = now() + 0.1
+    window = join_window(options)
+    return {index: begin + window * index / options.phones for index in indexes}
+
+
 def make_groups(options: Options, servers: list[ServerAddress], join_code: str) -> list[Group]:
     """Phones spread over the servers in turn, and over the client processes."""
     specs = [
@@ -247,8 +260,9 @@ async def measure_reference(
     payload_bytes: int,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """As many sockets as phones took part (`sockets`: their indexes), on the bare reference
-    application, over as many processes as Attune's; one message to all of them."""
+    """As many phones as took part in Attune's run (`sockets`: their indexes) join the bare
+    reference application, over as many processes as Attune's, then as many sockets listen
+    for one message to all of them."""
     # Several processes need a channel layer between them; the in-memory one is one process.
     count = servers if "CONFIG" in settings.CHANNEL_LAYERS["default"] else 1
     references = [ReferenceServer(f"bench-reference-{os.getpid()}") for _ in range(count)]
@@ -259,7 +273,14 @@ async def measure_reference(
             for reference in references
         ]
         pids = [reference.process.pid for reference in references if reference.process]
-        log(f"reference: {len(sockets)} sockets on {count} bare Channels process(es)")
+        log(f"reference: {len(sockets)} phones join {count} bare Channels process(es)")
+        join_figures, join_errors = await join_reference(
+            options, groups, {index: addresses[index % count] for index in sockets}, pids
+        )
+        log(
+            f"reference join p99 {join_figures['reference_join_p99_ms']} ms, "
+            f"{join_figures['reference_join_server_cpu_ms']} ms CPU per join"
+        )
         errors = await collected(
             groups,
             lambda group: group.listen(
@@ -294,15 +315,42 @@ async def measure_reference(
     log(f"reference fan-out p99 {figures['reference_fanout_p99_ms']} ms")
     failed = [error for error in errors if not error.startswith("retried: ")]
     return {
+        **join_figures,
         "reference_fanout_p99_ms": figures["reference_fanout_p99_ms"],
         "reference_fanout_max_ms": figures["reference_fanout_max_ms"],
         "reference_fanout_missing": missing + len(failed),
         # The reference's own troubles: its sockets', and the exceptions its servers logged.
-        "reference_errors": dict(Counter(errors + logged).most_common(6)),
+        "reference_errors": dict(Counter(join_errors + errors + logged).most_common(6)),
         "reference_sockets": len(sockets),
         "reference_processes": count,
         "reference_rss_mb": round(rss_mb, 1),
     }
+
+
+async def join_reference(
+    options: Options, groups: list[Group], targets: dict[int, ServerAddress], pids: list[int]
+) -> tuple[dict[str, Any], list[str]]:
+    """The phones join the reference application (`targets`: each one's server) as they
+    joined Attune: the same pattern, the same requests. Its figures, and the joins' errors."""
+    start_times = join_start_times(options, targets)
+    before = usage(pids)
+    joins: dict[int, JoinRecord] = await merged(
+        groups,
+        lambda group: group.join_reference(
+            {index: targets[index] for index in group.indexes if index in targets},
+            {index: start_times[index] for index in group.indexes if index in targets},
+            options.timeout,
+        ),
+    )
+    joined = [join for join in joins.values() if join.stage_at is not None]
+    await wait_until_idle(pids, 15)
+    cpu_seconds = usage(pids).cpu_seconds - before.cpu_seconds
+    figures = {
+        **spread("reference_join", [join.stage_at - join.started_at for join in joined]),
+        "reference_join_server_cpu_ms": round(1000 * cpu_seconds / max(1, len(joined)), 1),
+        "reference_join_failures": len(joins) - len(joined),
+    }
+    return figures, [f"join: {join.error}" for join in joins.values() if join.error]
 
 
 def python_speed_ms() -> float:
@@ -403,12 +451,8 @@ async def measure_session(
 
     # Joining: the consent page, the consent form and the phone page over HTTP, then the
     # phone's socket, until its first stage.
-    window = options.phones / options.join_rate if options.join_rate else 1.0
-    begin = now() + 0.1
-    start_times = {
-        index: begin + window * index / options.phones for index in range(options.phones)
-    }
-    log(f"{options.phones} phones join within {window:g} s")
+    start_times = join_start_times(options, range(options.phones))
+    log(f"{options.phones} phones join within {join_window(options):g} s")
     joins: dict[int, JoinRecord] = await merged(
         groups,
         lambda group: group.join(

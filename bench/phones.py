@@ -344,6 +344,20 @@ class PhoneGroup:
         )
         return {phone.spec.index: phone.join for phone in self.phones}
 
+    async def join_reference(
+        self, targets: dict[int, ServerAddress], start_times: dict[int, float], timeout: float
+    ) -> dict[int, JoinRecord]:
+        """As `join`, on the reference application (`targets`: each phone's server), with
+        phones of their own that hang up once all have joined."""
+        phones = [Phone(PhoneSpec(index, server, "REFERENCE")) for index, server in targets.items()]
+        try:
+            await asyncio.gather(
+                *(phone.join_session(start_times[phone.spec.index], timeout) for phone in phones)
+            )
+        finally:
+            await asyncio.gather(*(phone.close() for phone in phones))
+        return {phone.spec.index: phone.join for phone in phones}
+
     def _joined(self) -> list[Phone]:
         return [phone for phone in self.phones if phone.join.stage_at is not None]
 
@@ -447,6 +461,13 @@ class RemotePhoneGroup:
 
     async def join(self, start_times: dict[int, float], timeout: float) -> dict[int, JoinRecord]:
         return await self._call("join", start_times=start_times, timeout=timeout)
+
+    async def join_reference(
+        self, targets: dict[int, ServerAddress], start_times: dict[int, float], timeout: float
+    ) -> dict[int, JoinRecord]:
+        return await self._call(
+            "join_reference", targets=targets, start_times=start_times, timeout=timeout
+        )
 
     async def activity_seen(self, activity: str, timeout: float) -> dict[int, float | None]:
         return await self._call("activity_seen", activity=activity, timeout=timeout)

@@ -1,10 +1,17 @@
-"""A bare Channels application: the yardstick for Attune's fan-out.
+"""A bare Channels application: the yardstick for Attune's joins and fan-out.
 
-One consumer joins the group "bench" when a socket connects and forwards whatever is sent to the
-group; a second path takes one message and sends it to the group. bench.load starts it in Daphne
-processes of its own, with the channel layer Attune is configured with, connects as many sockets
-as phones and times one message to all of them. What Attune takes beyond that is its own work:
-the database, and rendering each phone's stage.
+Joining is the same three requests and socket as a phone's join in Attune (bench/join.py): a
+consent form with Django's CSRF token, the form posted (302, sets the participant cookie), the
+page it leads to, then a socket that sends one stage when it opens. The views touch no database
+and render no template, and run in the same HTTP handler, settings and middleware as Attune's
+(bench/reference_settings.py only swaps the URLs). What Attune takes beyond that is its own
+work: the database, its templates, presence and the projector's counts.
+
+For the fan-out, one consumer joins the group "bench" when a socket connects and forwards
+whatever is sent to the group; a second path takes one message and sends it to the group.
+
+bench.load starts it in Daphne processes of its own, with the channel layer Attune is configured
+with, and times both against it in the same run as against Attune.
 
     python -m daphne -b 127.0.0.1 -p 8100 bench.reference:application
 """
@@ -12,18 +19,51 @@ the database, and rendering each phone's stage.
 from __future__ import annotations
 
 import os
+import secrets
 from typing import Any
 
 import django
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "facilitation.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.reference_settings")
 django.setup()
 
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.http import HttpRequest, HttpResponse  # noqa: E402
+from django.middleware.csrf import get_token  # noqa: E402
+from django.shortcuts import redirect  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from facilitation.asgi import ThreadedHttpHandler  # noqa: E402
+
 GROUP = "bench"
+
+
+def join(request: HttpRequest, code: str) -> HttpResponse:
+    """The consent form, the form posted, then the page that opens the phone's socket."""
+    if request.COOKIES.get(settings.ATTUNE_PARTICIPANT_COOKIE):
+        return HttpResponse(f'<main hx-ext="ws" ws-connect="/ws/join/{code}/"></main>')
+    if request.method == "POST":  # CsrfViewMiddleware has checked the form's token
+        response = redirect(request.path)
+        response.set_cookie(
+            settings.ATTUNE_PARTICIPANT_COOKIE, secrets.token_urlsafe(32), httponly=True
+        )
+        return response
+    return HttpResponse(
+        '<form method="post"><input type="hidden" name="csrfmiddlewaretoken" '
+        f'value="{get_token(request)}"><button>Join</button></form>'
+    )
+
+
+urlpatterns = [path("join/<str:code>/", join)]
+
+
+class PhoneConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        await self.accept()
+        await self.send(text_data='<div id="phone-stage"></div>')
 
 
 class ListenerConsumer(AsyncWebsocketConsumer):
@@ -45,11 +85,15 @@ class TriggerConsumer(AsyncWebsocketConsumer):
 
 application = ProtocolTypeRouter(
     {
-        "websocket": URLRouter(
-            [
-                path("listen/", ListenerConsumer.as_asgi()),
-                path("trigger/", TriggerConsumer.as_asgi()),
-            ]
-        )
+        "http": ThreadedHttpHandler(),
+        "websocket": AllowedHostsOriginValidator(
+            URLRouter(
+                [
+                    path("ws/join/<str:code>/", PhoneConsumer.as_asgi()),
+                    path("listen/", ListenerConsumer.as_asgi()),
+                    path("trigger/", TriggerConsumer.as_asgi()),
+                ]
+            )
+        ),
     }
 )

@@ -119,7 +119,7 @@ class ReferenceServer:
         """Start it and wait until it listens. Blocking: run it in a thread."""
         environment = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "facilitation.settings",
+            "DJANGO_SETTINGS_MODULE": "bench.reference_settings",
             "CHANNEL_PREFIX": self.prefix,
         }
         self.process = subprocess.Popen(  # noqa: S603 (a fixed command line)

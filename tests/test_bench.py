@@ -30,4 +30,6 @@ async def test_it_counts_every_answer_of_fifty_phones_once(live_server_url):
     assert report["fanout_missing"] == 0
     assert report["reference_fanout_missing"] == 0
     assert report["reference_fanout_p99_ms"] is not None
+    assert report["reference_join_failures"] == 0
+    assert report["reference_join_p99_ms"] is not None
     assert report["answer_to_projector_p99_ms"] is not None
