@@ -290,8 +290,12 @@ def _connect_participant(participant: Participant) -> tuple[int, str]:
         connection = participant.connected(presence.SERVER_ID)
         # Locked like a facilitator action, so a phone arriving during a draw is either drawn
         # or placed afterwards, never missed.
-        session = Session.objects.select_for_update(of=("self",)).select_related("current_activity")
-        activity = session.get(pk=participant.session_id).current_activity
+        session = (
+            Session.objects.select_for_update(of=("self",))
+            .select_related("current_activity")
+            .get(pk=participant.session_id)
+        )
+        activity = session.current_activity
         if (
             activity
             and activity.kind == activity.Kind.PAIR_ROUND
@@ -299,7 +303,7 @@ def _connect_participant(participant: Participant) -> tuple[int, str]:
         ):
             # A late joiner is placed in a group; the group's phones show their new partner.
             live.after_commit(live.push_session, participant.session_id)
-    return connection.pk, live.render_phone_stage(participant)
+    return connection.pk, live.render_phone_stage(participant, session=session)
 
 
 def _acknowledge(participant: Participant, message: dict[str, Any], answer: Answer) -> str:
@@ -329,10 +333,16 @@ def _withdraw(participant: Participant) -> str:
 
 
 def _render_phone(participant_id: int) -> str | None:
-    participant = Participant.objects.filter(pk=participant_id).first()
+    participant = (
+        Participant.objects.filter(pk=participant_id)
+        .select_related("session__current_activity")
+        .first()
+    )
     if participant is None:
         return None
-    return live.render_notice("") + live.render_phone_stage(participant)
+    return live.render_notice("") + live.render_phone_stage(
+        participant, session=participant.session
+    )
 
 
 class FacilitatorConsumer(LiveConsumer):

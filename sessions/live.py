@@ -141,14 +141,17 @@ def render_projector_stage(context: dict) -> str:
     return render_to_string("sessions/partials/projector_stage.html", context)
 
 
-def phone_context(participant: Participant, stored: Answer | None = None) -> dict:
+def phone_context(
+    participant: Participant, stored: Answer | None = None, session: Session | None = None
+) -> dict:
     """What a phone shows. `stored`: the answer it just stored to the open activity, which
-    comes with that activity and its session, so nothing needs reading again."""
+    comes with that activity and its session, so nothing needs reading again. `session`: the
+    participant's session with its current activity, read just now (otherwise it is read)."""
     if stored is not None:
         activity, answer = stored.activity, stored
         session = activity.session
     else:
-        session = _load(participant.session_id)
+        session = session or _load(participant.session_id)
         activity = session.current_activity
         answer = (
             only_row(Answer.objects.filter(activity=activity, participant=participant))
@@ -169,9 +172,11 @@ def phone_context(participant: Participant, stored: Answer | None = None) -> dic
     }
 
 
-def render_phone_stage(participant: Participant, stored: Answer | None = None) -> str:
+def render_phone_stage(
+    participant: Participant, stored: Answer | None = None, session: Session | None = None
+) -> str:
     return render_to_string(
-        "sessions/partials/phone_stage.html", phone_context(participant, stored)
+        "sessions/partials/phone_stage.html", phone_context(participant, stored, session)
     )
 
 

@@ -77,7 +77,7 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
             request,
             "sessions/phone.html",
             {
-                **live.phone_context(participant),
+                **live.phone_context(participant, session=participant.session),
                 "own_trend": participant.member.own_trend() if participant.member_id else None,
             },
         )

@@ -9,6 +9,8 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import dateformat, timezone
 
@@ -897,6 +899,22 @@ def test_consenting_sets_a_private_cookie_and_shows_the_phone_with_a_pseudonym(
     assert phone.status_code == 200
     assert f"You are <strong>{participant.pseudonym}</strong>" in page(phone)
     assert "I understand, join" not in page(phone)
+
+
+def test_the_phone_page_reads_its_session_once(client, live_session, choice_activity):
+    # A room that scans the QR code together loads this page at once: each read counts.
+    live_session.open_activity(choice_activity)
+    url = reverse("participant_entry", args=[live_session.join_code])
+    client.post(url)
+
+    with CaptureQueriesContext(connection) as queries:
+        phone = client.get(url)
+
+    assert "Did you sleep well?" in page(phone)
+    session_reads = [
+        query for query in queries.captured_queries if '"live_session"' in query["sql"]
+    ]
+    assert len(session_reads) == 1
 
 
 def test_coming_back_with_the_cookie_keeps_the_same_pseudonym(client, live_session):
