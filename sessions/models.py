@@ -1005,15 +1005,13 @@ class ParticipantQuerySet(models.QuerySet["Participant"]):
         return self.filter(token_hash=hash_token(token))
 
     def for_phone(self, token: str | None, join_code: str) -> Participant | None:
-        """The participant a phone's cookie stands for in the session with this code, read with
-        its session and the session's current activity."""
+        """The participant a phone's cookie stands for in the session with this code."""
         if not token:
             return None  # a phone that has not joined yet: not even a query to build
         return only_row(
             self.for_token(token)
             .filter(session__join_code=join_code)
             .exclude(session__status=Session.Status.DRAFT)
-            .select_related("session__current_activity")
         )
 
 

@@ -128,7 +128,8 @@ def _set_phone_cookie(response: HttpResponse, name: str, token: str, max_age: in
 
 def _participant_from_cookie(request: HttpRequest, code: str) -> Participant | None:
     token = request.COOKIES.get(settings.ATTUNE_PARTICIPANT_COOKIE)
-    return Participant.objects.for_phone(token, code)
+    # With what the phone page shows, in the same query.
+    return Participant.objects.select_related("session__current_activity").for_phone(token, code)
 
 
 def _refused_join(request: HttpRequest, code: str, refusal: str, status: int = 200) -> HttpResponse:
