@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from bench.join_steps import measure_steps
 from bench.load import Options, Progress, run_benchmark
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,3 +34,13 @@ async def test_it_counts_every_answer_of_fifty_phones_once(live_server_url):
     assert report["reference_join_failures"] == 0
     assert report["reference_join_p99_ms"] is not None
     assert report["answer_to_projector_p99_ms"] is not None
+
+
+async def test_the_join_steps_are_each_measured_on_the_server(live_server_url):
+    figures = await measure_steps(live_server_url, phones=10)
+
+    steps = ("consent_page", "consent_form", "phone_page", "socket")
+    assert all(figures[f"{step}_cpu_ms"] > 0 for step in steps), figures
+    assert figures["join_cpu_ms"] == pytest.approx(
+        sum(figures[f"{step}_cpu_ms"] for step in steps), abs=0.2
+    )
