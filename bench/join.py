@@ -157,33 +157,47 @@ async def join_over_http(server: ServerAddress, code: str) -> str:
     connection = HttpConnection(server)
     path = f"/join/{code}/"
     try:
-        page = await connection.request("GET", path)
-        if page.status != 200:
-            raise JoinFailed(f"GET {path}: HTTP {page.status}")
-        form_token = CSRF_FIELD.search(page.body)
-        if form_token is None or CSRF_COOKIE not in connection.cookies:
-            raise JoinFailed(f"GET {path}: no CSRF token in the consent page")
-        body = urlencode({"csrfmiddlewaretoken": form_token.group(1).decode()}).encode()
-        consent = await connection.request(
-            "POST",
-            path,
-            body,
-            {
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Origin": server.origin,
-                "Referer": server.url + path,
-            },
-        )
-        if consent.status != 302:
-            raise JoinFailed(f"POST {path}: HTTP {consent.status}")
-        token = consent.cookies().get(PARTICIPANT_COOKIE)
-        if not token:
-            raise JoinFailed(f"POST {path}: no {PARTICIPANT_COOKIE} cookie")
+        form_token = await open_consent_page(connection, path)
         # The browser follows the redirect to the phone page, which opens the socket.
-        location = urlsplit(consent.header_values("location")[0]).path
-        phone = await connection.request("GET", location)
-        if phone.status != 200 or PHONE_PAGE not in phone.body:
-            raise JoinFailed(f"GET {location}: HTTP {phone.status}, not the phone page")
-        return token
+        await open_phone_page(connection, await give_consent(connection, path, form_token))
+        return connection.cookies[PARTICIPANT_COOKIE]
     finally:
         await connection.close()
+
+
+async def open_consent_page(connection: HttpConnection, path: str) -> str:
+    """The consent page: its form's CSRF token (the CSRF cookie comes with it)."""
+    page = await connection.request("GET", path)
+    if page.status != 200:
+        raise JoinFailed(f"GET {path}: HTTP {page.status}")
+    form_token = CSRF_FIELD.search(page.body)
+    if form_token is None or CSRF_COOKIE not in connection.cookies:
+        raise JoinFailed(f"GET {path}: no CSRF token in the consent page")
+    return form_token.group(1).decode()
+
+
+async def give_consent(connection: HttpConnection, path: str, form_token: str) -> str:
+    """The consent form, posted: where it redirects to (the participant cookie comes with it)."""
+    server = connection.server
+    body = urlencode({"csrfmiddlewaretoken": form_token}).encode()
+    consent = await connection.request(
+        "POST",
+        path,
+        body,
+        {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Origin": server.origin,
+            "Referer": server.url + path,
+        },
+    )
+    if consent.status != 302:
+        raise JoinFailed(f"POST {path}: HTTP {consent.status}")
+    if not consent.cookies().get(PARTICIPANT_COOKIE):
+        raise JoinFailed(f"POST {path}: no {PARTICIPANT_COOKIE} cookie")
+    return urlsplit(consent.header_values("location")[0]).path
+
+
+async def open_phone_page(connection: HttpConnection, path: str) -> None:
+    phone = await connection.request("GET", path)
+    if phone.status != 200 or PHONE_PAGE not in phone.body:
+        raise JoinFailed(f"GET {path}: HTTP {phone.status}, not the phone page")

@@ -16,14 +16,20 @@ import json
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode
 
 import django
 from channels.db import database_sync_to_async
 from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
-from .join import CSRF_FIELD, PARTICIPANT_COOKIE, HttpConnection, ServerAddress
+from .join import (
+    PARTICIPANT_COOKIE,
+    HttpConnection,
+    ServerAddress,
+    give_consent,
+    open_consent_page,
+    open_phone_page,
+)
 from .load import prepare_session
 from .phones import PHONE_STAGE
 from .servers import listening_pids, usage, wait_until_idle
@@ -48,30 +54,17 @@ async def measure_steps(url: str, phones: int) -> dict[str, Any]:
         figures[f"{name}_cpu_ms"] = round(1000 * (usage(pids).cpu_seconds - before) / phones, 1)
         return results
 
-    async def consent(connection: HttpConnection) -> str:
-        page = await connection.request("GET", path)
-        form_token = CSRF_FIELD.search(page.body)
-        if page.status != 200 or form_token is None:
-            raise RuntimeError(f"GET {path}: HTTP {page.status}, no consent form")
-        return form_token.group(1).decode()
-
-    form_tokens = iter(await step("consent_page", consent))
-
-    async def consent_form(connection: HttpConnection) -> None:
-        body = urlencode({"csrfmiddlewaretoken": next(form_tokens)}).encode()
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Origin": server.origin,
-            "Referer": server.url + path,
-        }
-        response = await connection.request("POST", path, body, headers)
-        if response.status != 302:
-            raise RuntimeError(f"POST {path}: HTTP {response.status}")
+    form_tokens = iter(
+        await step("consent_page", lambda connection: open_consent_page(connection, path))
+    )
+    locations = iter(
+        await step(
+            "consent_form", lambda connection: give_consent(connection, path, next(form_tokens))
+        )
+    )
 
     async def phone_page(connection: HttpConnection) -> None:
-        response = await connection.request("GET", path)
-        if response.status != 200:
-            raise RuntimeError(f"GET {path}: HTTP {response.status}")
+        await open_phone_page(connection, next(locations))
         await connection.close()
 
     sockets = []
@@ -88,7 +81,6 @@ async def measure_steps(url: str, phones: int) -> dict[str, Any]:
         while PHONE_STAGE not in str(await opened.recv()):
             pass
 
-    await step("consent_form", consent_form)
     await step("phone_page", phone_page)
     try:
         await step("socket", socket)
