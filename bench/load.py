@@ -502,6 +502,7 @@ async def measure_session(
         f"fan-out p99 {report['fanout_p99_ms']} ms, max {report['fanout_max_ms']} ms"
     )
     await wait_until_idle(pids, options.timeout)
+    before_answers = usage(pids)
 
     # Every phone that shows it answers once, at a random moment within the answer window.
     begin = now() + 0.2
@@ -570,6 +571,10 @@ async def measure_session(
         f"answer to projector p99 {report['answer_to_projector_p99_ms']} ms"
     )
     loaded = usage(pids)
+    # What an answer costs the servers (its share of the projector's pushes included).
+    report["answer_server_cpu_ms"] = round(
+        1000 * (loaded.cpu_seconds - before_answers.cpu_seconds) / max(1, len(acknowledged)), 2
+    )
 
     # "Next": the second question, to phones that have answered and a session with answers.
     await wait_until_idle(pids, options.timeout)

@@ -34,6 +34,7 @@ async def test_it_counts_every_answer_of_fifty_phones_once(live_server_url):
     assert report["reference_join_failures"] == 0
     assert report["reference_join_p99_ms"] is not None
     assert report["answer_to_projector_p99_ms"] is not None
+    assert report["answer_server_cpu_ms"] > 0
 
 
 async def test_the_join_steps_are_each_measured_on_the_server(live_server_url):
