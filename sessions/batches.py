@@ -23,6 +23,7 @@ from channels.db import database_sync_to_async
 from django.db import DatabaseError, transaction
 from django.utils import translation
 
+from . import live
 from .models import Answer, AnswerBatch, AnswerRequest
 
 # At most this many answers in one transaction, so no batch holds its locks for long.
@@ -82,10 +83,11 @@ def _store_batch(batch: list[Write]) -> list[tuple[bool, Any]]:
             return [(False, error)]
         # One answer failed the batch (its phone's place was removed, say): each on its own.
         return [outcome for write in batch for outcome in _store_batch([write])]
-    return [
-        _after(write, value) if ok else (False, value)
-        for write, (ok, value) in zip(batch, added, strict=True)
-    ]
+    with live.sharing_answered_stages():
+        return [
+            _after(write, value) if ok else (False, value)
+            for write, (ok, value) in zip(batch, added, strict=True)
+        ]
 
 
 def _add(answers: AnswerBatch, write: Write) -> tuple[bool, Any]:

@@ -12,13 +12,16 @@ is rendered once per language.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import hashlib
+import json
 import logging
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -175,9 +178,37 @@ def phone_context(
 def render_phone_stage(
     participant: Participant, stored: Answer | None = None, session: Session | None = None
 ) -> str:
-    return render_to_string(
-        "sessions/partials/phone_stage.html", phone_context(participant, stored, session)
-    )
+    def render() -> str:
+        return render_to_string(
+            "sessions/partials/phone_stage.html", phone_context(participant, stored, session)
+        )
+
+    shared = _answered_stages.get()
+    if stored is None or shared is None:
+        return render()
+    key = (stored.activity_id, translation.get_language(), stored.passed, json.dumps(stored.value))
+    if key not in shared:
+        shared[key] = render()
+    return shared[key]
+
+
+_answered_stages: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "answered_stages", default=None
+)
+
+
+@contextmanager
+def sharing_answered_stages() -> Iterator[None]:
+    """Within it, the stage a phone shows after its answer is rendered once for each different
+    answer, and shared. That stage shows the activity and the answer, nothing of the phone's
+    own, and a room answering a choice gives a few different answers in all. For the answers of
+    one batch (sessions/batches.py): they were stored together, with one reading of their
+    activities and sessions."""
+    token = _answered_stages.set({})
+    try:
+        yield
+    finally:
+        _answered_stages.reset(token)
 
 
 def render_answer_ack(client_id: str) -> str:

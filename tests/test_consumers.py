@@ -4,6 +4,7 @@ whole ASGI application (origin check, auth, routing) and the configured channel 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 
@@ -14,11 +15,12 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import transaction
 from django.test import Client
+from django.test.signals import template_rendered
 
 from facilitation.asgi import application
-from sessions import live
-from sessions.consumers import CLOSE_NOT_ALLOWED
-from sessions.models import Activity, Answer, Session
+from sessions import batches, live
+from sessions.consumers import CLOSE_NOT_ALLOWED, _acknowledge
+from sessions.models import Activity, Answer, AnswerRequest, Session
 from tests.conftest import add_activity
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -308,6 +310,43 @@ async def test_a_room_answering_at_once_is_stored_together_and_one_bad_answer_co
     assert sorted(answer.value[0] for answer in stored) == [0, 0, 0, 1, 1, 2]
     for phone in phones:
         await phone.disconnect()
+
+
+async def test_answers_stored_together_share_one_stage_for_each_different_answer(
+    live_session, choice_activity
+):
+    """After an answer a phone's stage shows that answer. A room answering a choice gives a few
+    different answers: each is rendered once per batch (and language) and shared, and each
+    phone still sees its own."""
+    await open_activity(live_session, choice_activity)
+    people = [(await database_sync_to_async(live_session.add_participant)())[0] for _ in range(7)]
+    choices = ["0", "1", "0", "1", "0", None, "0"]  # None: a pass
+    languages = ["en"] * 6 + ["es"]
+    writes = []
+    for person, choice, language in zip(people, choices, languages, strict=True):
+        message = {"action": "pass" if choice is None else "answer", "choice": choice}
+        request = AnswerRequest(person, choice_activity.pk, message, passed=choice is None)
+        after = functools.partial(_acknowledge, person, message)
+        writes.append(batches.Write(request, language, after))
+    rendered = []
+
+    def record(sender, template, **kwargs):
+        rendered.append(template.name)
+
+    template_rendered.connect(record)
+    try:
+        outcomes = await database_sync_to_async(batches._store_batch)(writes)
+    finally:
+        template_rendered.disconnect(record)
+
+    stages = [html for _ok, html in outcomes]
+    for html, choice in zip(stages[:5], choices, strict=False):
+        assert re.findall(r'value="(\d)" checked', html) == [choice]
+        assert "Answer received" in html
+    assert "checked" not in stages[5] and "You passed on this one" in stages[5]
+    assert 'value="0" checked' in stages[6] and "Respuesta recibida" in stages[6]
+    # "0" and "1" in English, the pass, and "0" in Spanish.
+    assert rendered.count("sessions/partials/phone_stage.html") == 4
 
 
 async def test_a_phone_whose_place_was_removed_is_told_and_nothing_is_stored(
