@@ -1,5 +1,5 @@
-"""A phone joining over HTTP as its browser does: the consent page, the consent form, then the
-phone page it redirects to.
+"""A phone joining over HTTP as its browser does: the consent page, then the consent form, which
+htmx posts and which answers with the phone page itself.
 
 A small HTTP/1.1 client on asyncio streams, so that a thousand phones can join within a second
 without a thread each and without a new dependency.
@@ -157,9 +157,7 @@ async def join_over_http(server: ServerAddress, code: str) -> str:
     connection = HttpConnection(server)
     path = f"/join/{code}/"
     try:
-        form_token = await open_consent_page(connection, path)
-        # The browser follows the redirect to the phone page, which opens the socket.
-        await open_phone_page(connection, await give_consent(connection, path, form_token))
+        await give_consent(connection, path, await open_consent_page(connection, path))
         return connection.cookies[PARTICIPANT_COOKIE]
     finally:
         await connection.close()
@@ -176,8 +174,9 @@ async def open_consent_page(connection: HttpConnection, path: str) -> str:
     return form_token.group(1).decode()
 
 
-async def give_consent(connection: HttpConnection, path: str, form_token: str) -> str:
-    """The consent form, posted: where it redirects to (the participant cookie comes with it)."""
+async def give_consent(connection: HttpConnection, path: str, form_token: str) -> None:
+    """The consent form, posted by htmx (the form is boosted): the answer is the phone page,
+    which opens the socket, and the participant cookie comes with it."""
     server = connection.server
     body = urlencode({"csrfmiddlewaretoken": form_token}).encode()
     consent = await connection.request(
@@ -188,16 +187,12 @@ async def give_consent(connection: HttpConnection, path: str, form_token: str) -
             "Content-Type": "application/x-www-form-urlencoded",
             "Origin": server.origin,
             "Referer": server.url + path,
+            "HX-Request": "true",
+            "HX-Boosted": "true",
+            "HX-Current-URL": server.url + path,
         },
     )
-    if consent.status != 302:
-        raise JoinFailed(f"POST {path}: HTTP {consent.status}")
+    if consent.status != 200 or PHONE_PAGE not in consent.body:
+        raise JoinFailed(f"POST {path}: HTTP {consent.status}, not the phone page")
     if not consent.cookies().get(PARTICIPANT_COOKIE):
         raise JoinFailed(f"POST {path}: no {PARTICIPANT_COOKIE} cookie")
-    return urlsplit(consent.header_values("location")[0]).path
-
-
-async def open_phone_page(connection: HttpConnection, path: str) -> None:
-    phone = await connection.request("GET", path)
-    if phone.status != 200 or PHONE_PAGE not in phone.body:
-        raise JoinFailed(f"GET {path}: HTTP {phone.status}, not the phone page")

@@ -1,5 +1,5 @@
 """What each step of a join costs a running server: phones join one after another, step by step
-(every phone's consent page, then every phone's consent form, then every phone's phone page,
+(every phone's consent page, then every phone's consent form, which answers with the phone page,
 then every phone's socket until its first stage), and the server's CPU time is read before and
 after each step. One phone at a time, so nothing queues: the figures are the work itself.
 
@@ -28,7 +28,6 @@ from .join import (
     ServerAddress,
     give_consent,
     open_consent_page,
-    open_phone_page,
 )
 from .load import prepare_session
 from .phones import PHONE_STAGE
@@ -57,15 +56,8 @@ async def measure_steps(url: str, phones: int) -> dict[str, Any]:
     form_tokens = iter(
         await step("consent_page", lambda connection: open_consent_page(connection, path))
     )
-    locations = iter(
-        await step(
-            "consent_form", lambda connection: give_consent(connection, path, next(form_tokens))
-        )
-    )
-
-    async def phone_page(connection: HttpConnection) -> None:
-        await open_phone_page(connection, next(locations))
-        await connection.close()
+    await step("consent_form", lambda connection: give_consent(connection, path, next(form_tokens)))
+    await asyncio.gather(*(connection.close() for connection in connections))
 
     sockets = []
 
@@ -81,7 +73,6 @@ async def measure_steps(url: str, phones: int) -> dict[str, Any]:
         while PHONE_STAGE not in str(await opened.recv()):
             pass
 
-    await step("phone_page", phone_page)
     try:
         await step("socket", socket)
     finally:

@@ -1,11 +1,12 @@
 """A bare Channels application: the yardstick for Attune's joins and fan-out.
 
-Joining is the same three requests and socket as a phone's join in Attune (bench/join.py): a
-consent form with Django's CSRF token, the form posted (302, sets the participant cookie), the
-page it leads to, then a socket that sends one stage when it opens. The views touch no database
-and render no template, and run in the same HTTP handler, settings and middleware as Attune's
-(bench/reference_settings.py only swaps the URLs). What Attune takes beyond that is its own
-work: the database, its templates, presence and the projector's counts.
+Joining is the same two requests and socket as a phone's join in Attune (bench/join.py): a
+consent form with Django's CSRF token, the form posted by htmx (answered with the page that
+opens the socket, and the participant cookie), then a socket that sends one stage when it
+opens. The views touch no database and render no template, and run in the same HTTP handler,
+settings and middleware as Attune's (bench/reference_settings.py only swaps the URLs). What
+Attune takes beyond that is its own work: the database, its templates, presence and the
+projector's counts.
 
 For the fan-out, one consumer joins the group "bench" when a socket connects and forwards
 whatever is sent to the group; a second path takes one message and sends it to the group.
@@ -42,11 +43,12 @@ GROUP = "bench"
 
 
 def join(request: HttpRequest, code: str) -> HttpResponse:
-    """The consent form, the form posted, then the page that opens the phone's socket."""
+    """The consent form, then the form posted, answered with the page that opens the socket."""
+    phone_page = f'<main hx-ext="ws" ws-connect="/ws/join/{code}/"></main>'
     if request.COOKIES.get(settings.ATTUNE_PARTICIPANT_COOKIE):
-        return HttpResponse(f'<main hx-ext="ws" ws-connect="/ws/join/{code}/"></main>')
+        return HttpResponse(phone_page)
     if request.method == "POST":  # CsrfViewMiddleware has checked the form's token
-        response = redirect(request.path)
+        response = HttpResponse(phone_page) if request.htmx else redirect(request.path)
         response.set_cookie(
             settings.ATTUNE_PARTICIPANT_COOKIE, secrets.token_urlsafe(32), httponly=True
         )

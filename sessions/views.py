@@ -73,14 +73,7 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
     code = normalize_join_code(code)
     participant = _participant_from_cookie(request, code)
     if participant is not None:
-        return render(
-            request,
-            "sessions/phone.html",
-            {
-                **live.phone_context(participant, session=participant.session),
-                "own_trend": participant.member.own_trend() if participant.member_id else None,
-            },
-        )
+        return _phone_page(request, participant)
 
     if _guessing_codes(request):
         return _refused_join(request, code, TOO_MANY_CODES, status=429)
@@ -97,21 +90,37 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
             participant, token = session.add_participant(member if keep_nickname else None)
         except ActionRefused as refusal_error:
             return _refused_join(request, code, str(refusal_error))
-        response = redirect("participant_entry", code=code)
-        _set_phone_cookie(
-            response,
-            settings.ATTUNE_PARTICIPANT_COOKIE,
-            token,
-            settings.ATTUNE_PARTICIPANT_COOKIE_AGE,
-        )
+        cookies = [
+            (settings.ATTUNE_PARTICIPANT_COOKIE, token, settings.ATTUNE_PARTICIPANT_COOKIE_AGE)
+        ]
         if keep_nickname and member is None:
             _member, member_token = Member.enrol(participant)
-            _set_phone_cookie(
-                response, member_cookie, member_token, settings.ATTUNE_MEMBER_COOKIE_AGE
-            )
+            cookies.append((member_cookie, member_token, settings.ATTUNE_MEMBER_COOKIE_AGE))
+        # A phone with scripts posts this form with htmx and gets its live view at once: one
+        # request and one round trip on the room's Wi-Fi fewer than following a redirect.
+        # Without scripts, the redirect keeps a reload from posting the form again.
+        response = (
+            _phone_page(request, participant)
+            if request.htmx
+            else redirect("participant_entry", code=code)
+        )
+        for name, value, max_age in cookies:
+            _set_phone_cookie(response, name, value, max_age)
         return response
     return render(
         request, "sessions/consent.html", {"session": session, "group": group, "member": member}
+    )
+
+
+def _phone_page(request: HttpRequest, participant: Participant) -> HttpResponse:
+    """The live phone view, which opens the phone's socket."""
+    return render(
+        request,
+        "sessions/phone.html",
+        {
+            **live.phone_context(participant, session=participant.session),
+            "own_trend": participant.member.own_trend() if participant.member_id else None,
+        },
     )
 
 

@@ -7,6 +7,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import quote
@@ -114,6 +115,20 @@ def add_activity(session: Session, kind: str, prompt: str = "How are you?", **fi
     if kind == Activity.Kind.EMOTION:
         fields.setdefault("options", ["Calm", "Anxious", "Hopeful"])
     return Activity.objects.create(session=session, kind=kind, prompt=prompt, **fields)
+
+
+def in_thread(function, *args):
+    """Run ORM code while Playwright's event loop owns this thread. The thread's database
+    connection goes back when it is done (on PostgreSQL, to the pool)."""
+
+    def run():
+        try:
+            return function(*args)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
 
 
 @pytest.fixture

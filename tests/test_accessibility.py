@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from django.db import connections
 from playwright.sync_api import Browser, Page, expect
 
 from sessions.models import Activity, Group, Session
-from tests.conftest import ARTIFACTS, ROOT, add_activity
+from tests.conftest import ARTIFACTS, ROOT, add_activity, in_thread
 from tests.test_review import circle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -24,20 +22,6 @@ PROJECTOR = {"width": 1280, "height": 720}
 PHONES = {"phone": {"width": 390, "height": 844}, "small-phone": {"width": 320, "height": 640}}
 THEMES = ["light", "dark"]
 PHONES_CONTEXT = {"viewport": {"width": 390, "height": 844}, "is_mobile": True}
-
-
-def in_thread(function, *args):
-    """Run ORM code while Playwright's event loop owns this thread. The thread's database
-    connection goes back when it is done (on PostgreSQL, to the pool)."""
-
-    def run():
-        try:
-            return function(*args)
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result()
 
 
 def axe_problems(page: Page) -> list[dict]:

@@ -40,7 +40,7 @@ async def test_it_counts_every_answer_of_fifty_phones_once(live_server_url):
 async def test_the_join_steps_are_each_measured_on_the_server(live_server_url):
     figures = await measure_steps(live_server_url, phones=10)
 
-    steps = ("consent_page", "consent_form", "phone_page", "socket")
+    steps = ("consent_page", "consent_form", "socket")
     assert all(figures[f"{step}_cpu_ms"] > 0 for step in steps), figures
     assert figures["join_cpu_ms"] == pytest.approx(
         sum(figures[f"{step}_cpu_ms"] for step in steps), abs=0.2

@@ -8,7 +8,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ARTIFACTS
+from sessions.models import Participant
+from tests.conftest import ARTIFACTS, in_thread
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -377,3 +378,63 @@ def test_a_drop_in_plan_runs_from_check_in_to_check_out(library, browser, live_s
     control.get_by_role("button", name="End session").click()
     expect(control.locator(".summary-item")).to_have_count(len(steps))
     control.screenshot(path=ARTIFACTS / "plan-summary.png", full_page=True)
+
+
+def test_joining_is_one_page_and_one_form_and_a_reload_keeps_the_nickname(
+    choice_activity, live_session, browser, live_server_url
+):
+    in_thread(live_session.open_activity, choice_activity)
+    phone = browser.new_context(**PHONE).new_page()
+    requests: list[str] = []
+    phone.on(
+        "request",
+        lambda request: (
+            requests.append(f"{request.method} {request.resource_type}")
+            if "/join/" in request.url
+            else None
+        ),
+    )
+    url = f"{live_server_url}/join/{live_session.join_code}/"
+
+    phone.goto(url)
+    phone.get_by_role("button", name="I understand, join").click()
+
+    # The form's answer is the live phone page itself: the question, and a socket that opens.
+    expect(phone.get_by_role("heading", name="Did you sleep well?")).to_be_visible()
+    nickname = phone.locator(".you strong").inner_text()
+    phone.get_by_label("Yes").check()
+    phone.get_by_role("button", name="Send answer").click()
+    expect(phone.get_by_text("Answer received")).to_be_visible()
+    assert phone.url == url
+    assert phone.title() == "Tuesday circle · Attune"
+    assert requests == ["GET document", "POST xhr"]
+
+    phone.reload()  # as a phone on bad Wi-Fi does: no form posted again, the same nickname
+
+    expect(phone.locator(".you strong")).to_have_text(nickname)
+    expect(phone.get_by_label("Yes")).to_be_checked()
+    assert requests[2:] == ["GET document"]
+    assert in_thread(Participant.objects.count) == 1
+
+
+def test_a_phone_refused_after_it_opened_the_consent_page_is_told_why(
+    live_session, browser, live_server_url
+):
+    phone = browser.new_context(**PHONE).new_page()
+
+    def as_in_production(route) -> None:
+        # With DEBUG on, django-htmx shows an error response in place of the page by itself;
+        # in production only attune.js does, which is what this test is about.
+        response = route.fetch()
+        body = response.text().replace('data-debug="True"', 'data-debug="False"')
+        route.fulfill(response=response, body=body)
+
+    phone.route(re.compile(r"/join/"), as_in_production)
+    phone.goto(f"{live_server_url}/join/{live_session.join_code}/")
+    in_thread(live_session.set_joins_locked, True)  # the facilitator closes the door meanwhile
+
+    phone.get_by_role("button", name="I understand, join").click()
+
+    expect(phone.get_by_text("not taking new participants right now")).to_be_visible()
+    phone.screenshot(path=ARTIFACTS / "phone-join-refused.png")
+    assert not in_thread(Participant.objects.exists)

@@ -385,6 +385,24 @@ def test_a_phone_may_keep_its_nickname_across_a_groups_sessions_and_see_its_own_
     assert "Your check-ins" not in text_of(other.get(f"/join/{second.join_code}/"))
 
 
+def test_keeping_a_nickname_with_htmx_shows_the_own_trend_on_the_page_the_form_answers_with(
+    facilitator,
+):
+    group = Group.objects.create(facilitator=facilitator, name="Tuesday", keep_pseudonyms=True)
+    session = Session.objects.create(facilitator=facilitator, title="Week 1", group=group)
+    session.start()
+    phone = Client()
+
+    page = phone.post(
+        f"/join/{session.join_code}/", {"keep_nickname": "on"}, HTTP_HX_REQUEST="true"
+    )
+
+    assert page.status_code == 200
+    assert "Your check-ins in Tuesday" in text_of(page)
+    assert group.members.get().pseudonym == Participant.objects.get().pseudonym
+    assert any(name.startswith("attune_member") for name in page.cookies)
+
+
 def test_without_the_groups_consent_no_nickname_is_kept(facilitator):
     group = Group.objects.create(facilitator=facilitator, name="Tuesday")
     session = Session.objects.create(facilitator=facilitator, title="Week 1", group=group)

@@ -901,6 +901,28 @@ def test_consenting_sets_a_private_cookie_and_shows_the_phone_with_a_pseudonym(
     assert "I understand, join" not in page(phone)
 
 
+def test_consent_posted_by_htmx_is_answered_with_the_phone_page_itself(
+    client, live_session, choice_activity
+):
+    # One request and one round trip fewer on the room's Wi-Fi than following a redirect.
+    live_session.open_activity(choice_activity)
+    url = reverse("participant_entry", args=[live_session.join_code])
+
+    response = client.post(url, HTTP_HX_REQUEST="true", HTTP_HX_BOOSTED="true")
+
+    assert response.status_code == 200
+    participant = Participant.objects.get()
+    assert response.cookies[cookie_name()]["httponly"] is True
+    html = page(response)
+    assert f"You are <strong>{participant.pseudonym}</strong>" in html
+    assert f'ws-connect="/ws/join/{live_session.join_code}/"' in html
+    assert "Did you sleep well?" in html
+    assert "I understand, join" not in html
+    # The cookie it set opens the same place again, as a reload would.
+    assert f"You are <strong>{participant.pseudonym}</strong>" in page(client.get(url))
+    assert Participant.objects.count() == 1
+
+
 def test_the_phone_page_reads_its_session_once(client, live_session, choice_activity):
     # A room that scans the QR code together loads this page at once: each read counts.
     live_session.open_activity(choice_activity)

@@ -71,9 +71,11 @@
       navigator.vibrate(pattern);
     }
   }
-  function setUpVibration() {
-    document.querySelectorAll("[data-vibration]").forEach(function (box) {
-      if (!navigator.vibrate) return;
+  function setUpVibration(root) {
+    var boxes = root.querySelectorAll ? root.querySelectorAll("[data-vibration]") : [];
+    Array.prototype.forEach.call(boxes, function (box) {
+      if (!navigator.vibrate || box.dataset.ready) return;
+      box.dataset.ready = "yes";
       var wrapper = box.closest("[hidden]");
       if (wrapper) wrapper.hidden = false;
       box.checked = window.localStorage.getItem(VIBRATION_KEY) === "on";
@@ -184,8 +186,26 @@
     startPacers(root);
   }
 
-  document.addEventListener("DOMContentLoaded", function () { startAll(document); setUpVibration(); });
-  document.addEventListener("htmx:load", function (event) { startAll(event.target); });
+  document.addEventListener("DOMContentLoaded", function () { startAll(document); setUpVibration(document); });
+  // htmx:load also comes with a page that a boosted form brought in (the phone page after consent).
+  document.addEventListener("htmx:load", function (event) { startAll(event.target); setUpVibration(event.target); });
+
+  // A boosted form's response is a whole page, as without scripts: shown whatever its status
+  // (a refused join explains itself), and read from the top, as a new page would be.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (!event.detail.boosted) return;
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var main = event.detail.boosted && document.getElementById("main");
+    if (!main) return;
+    // As on a page load, before the new page's socket brings its first frame.
+    rememberStage();
+    announce();
+    main.setAttribute("tabindex", "-1");
+    main.focus({ preventScroll: true });
+  });
   // Out-of-band swaps from the socket do not always fire htmx:load on the new element.
   document.addEventListener("htmx:wsAfterMessage", function () { startAll(document); });
   setInterval(tick, 250);
@@ -241,8 +261,12 @@
   // A stage the phone shows already is not swapped in again. The socket's first frame repeats
   // the stage the page was loaded with, and on a slow connection it may come seconds later:
   // swapping it would clear an option just tapped. Compared as the browser serializes each.
-  var stage = document.getElementById("phone-stage");
-  var shownStage = stage ? stage.outerHTML : null;
+  var shownStage = null;
+  function rememberStage() {
+    var stage = document.getElementById("phone-stage");
+    shownStage = stage ? stage.outerHTML : null;
+  }
+  rememberStage();
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     if (!event.detail.target || event.detail.target.id !== "phone-stage") return;
     var fragment = event.detail.fragment;
