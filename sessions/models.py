@@ -593,14 +593,23 @@ class Session(models.Model):
                 self.participants.filter(pseudonym__in=names).values_list("pseudonym", flat=True)
             )
 
-        if member is not None and not taken_of([member.pseudonym]):
-            pseudonym = member.pseudonym
-        else:
-            pseudonym = random_pseudonym(taken_of)
-        participant = self.participants.create(
-            pseudonym=pseudonym, token_hash=hash_token(token), member=member
-        )
-        return participant, token
+        wanted = member.pseudonym if member is not None else None
+        attempts_left = PSEUDONYM_ATTEMPTS
+        while True:
+            pseudonym = wanted if wanted and not taken_of([wanted]) else random_pseudonym(taken_of)
+            try:
+                with transaction.atomic():
+                    participant = self.participants.create(
+                        pseudonym=pseudonym, token_hash=hash_token(token), member=member
+                    )
+                return participant, token
+            except IntegrityError:
+                # A room joining at once: another phone took the same free name a moment ago
+                # (the database keeps pseudonyms unique in a session). Draw again.
+                attempts_left -= 1
+                if not attempts_left:
+                    raise
+                wanted = None
 
     # Retention ---------------------------------------------------------------------------
 
@@ -1015,6 +1024,10 @@ class ParticipantQuerySet(models.QuerySet["Participant"]):
         )
 
 
+# Tries at a free pseudonym when phones of the same room take the same one at the same moment.
+PSEUDONYM_ATTEMPTS = 5
+
+
 class Participant(models.Model):
     """An anonymous phone in one session: a pseudonym and the hash of its cookie token."""
 
@@ -1031,6 +1044,11 @@ class Participant(models.Model):
 
     class Meta:
         ordering = ["joined_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "pseudonym"], name="one_pseudonym_per_session"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.pseudonym

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from sessions import models as session_models
@@ -374,6 +375,47 @@ def test_two_participants_never_share_a_pseudonym(live_session, monkeypatch):
     names = [first.pseudonym, second.pseudonym, third.pseudonym]
     assert len(set(names)) == 3
     assert names[0] == "Calm Otter"
+
+
+def test_a_name_another_phone_took_in_the_same_moment_is_drawn_again(live_session, monkeypatch):
+    # A room joining at once: two phones may both find the same name free. The database keeps
+    # it for the first; the second draws again instead of sharing it.
+    draws = iter(["Calm Otter", "Calm Otter", "Brave Lynx"])
+    monkeypatch.setattr(session_models, "random_pseudonym", lambda taken_of: next(draws))
+
+    first, _ = live_session.add_participant()
+    second, _ = live_session.add_participant()
+
+    assert (first.pseudonym, second.pseudonym) == ("Calm Otter", "Brave Lynx")
+    assert live_session.joined_count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_numbers_the_names_phones_already_share():
+    before, after = ("live", "0010_join_code_index"), ("live", "0011_one_pseudonym_per_session")
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    old = executor.loader.project_state([before]).apps
+    facilitator = old.get_model("auth", "User").objects.create(username="old")
+    session = old.get_model("live", "Session").objects.create(
+        facilitator_id=facilitator.pk, title="Before", join_code="OLD123"
+    )
+    Participant = old.get_model("live", "Participant")
+    for index, name in enumerate(["Calm Otter", "Calm Otter", "Calm Otter 2", "Calm Otter"]):
+        Participant.objects.create(session=session, pseudonym=name, token_hash=f"{index:064}")
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([after])
+
+    names = Participant.objects.filter(session=session).order_by("id")
+    assert [participant.pseudonym for participant in names] == [
+        "Calm Otter",
+        "Calm Otter 3",
+        "Calm Otter 2",
+        "Calm Otter 4",
+    ]
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 def test_the_token_finds_its_participant(live_session):
