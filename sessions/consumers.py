@@ -286,6 +286,18 @@ class ParticipantConsumer(LiveConsumer):
 
 
 def _connect_participant(participant: Participant) -> tuple[int, str]:
+    try:
+        return _connect(participant)
+    except IntegrityError:
+        if not participant.is_still_here():
+            raise
+        # This process's row was gone (forgotten after a long stall, or a database reset), so
+        # the socket's row could not hang on it: beat, and connect again.
+        presence.beat()
+        return _connect(participant)
+
+
+def _connect(participant: Participant) -> tuple[int, str]:
     with transaction.atomic():
         connection = participant.connected(presence.SERVER_ID)
         # Locked like a facilitator action, so a phone arriving during a draw is either drawn

@@ -1054,8 +1054,8 @@ class Participant(models.Model):
         return self.pseudonym
 
     def connected(self, server_id: str) -> Connection:
-        """A socket of this phone opened on the server process `server_id`."""
-        ServerProcess.objects.get_or_create(pk=server_id, defaults={"beat_at": timezone.now()})
+        """A socket of this phone opened on the server process `server_id`, whose row must
+        exist by the commit (a process beats from its start: see presence)."""
         return self.connections.create(server_id=server_id)
 
     def is_still_here(self) -> bool:

@@ -53,6 +53,11 @@ def refuse_to_share_in_memory_layer() -> None:
             "uses the in-memory channel layer, which cannot reach another process. Stop it, or "
             "set REDIS_URL for every process."
         )
+    beat()
+
+
+def beat() -> None:
+    """This process is alive: its row, which its sockets' Connection rows hang on, is fresh."""
     ServerProcess.beat(SERVER_ID, **_about_this_process())
 
 
@@ -77,7 +82,7 @@ def _about_this_process() -> dict:
 async def _beat_forever() -> None:
     while True:
         try:
-            await database_sync_to_async(ServerProcess.beat)(SERVER_ID, **_about_this_process())
+            await database_sync_to_async(beat)()
         except Exception:
             logger.warning("The presence heartbeat could not reach the database", exc_info=True)
         await asyncio.sleep(settings.ATTUNE_PRESENCE_TIMEOUT / 3)

@@ -18,9 +18,9 @@ from django.test import Client
 from django.test.signals import template_rendered
 
 from facilitation.asgi import application
-from sessions import batches, live
+from sessions import batches, live, presence
 from sessions.consumers import CLOSE_NOT_ALLOWED, _acknowledge
-from sessions.models import Activity, Answer, AnswerRequest, Session
+from sessions.models import Activity, Answer, AnswerRequest, ServerProcess, Session
 from tests.conftest import add_activity
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -119,6 +119,22 @@ async def test_a_phone_that_joins_sees_the_waiting_screen_and_the_control_view_c
     await phone.disconnect()
     await receive_until(control, 'data-count="present">0<')
     await control.disconnect()
+
+
+async def test_a_phone_on_a_process_the_database_forgot_still_counts(live_session):
+    # A process whose row was dropped (after a stall long enough for the others to forget it,
+    # or a database reset) beats again when a phone connects, rather than losing the phone.
+    await database_sync_to_async(presence.beat)()
+    await database_sync_to_async(ServerProcess.objects.all().delete)()
+
+    phone, stage = await join(live_session)
+
+    assert "Waiting for the next activity" in stage
+    assert await database_sync_to_async(live_session.present_count)() == 1
+    assert await database_sync_to_async(
+        ServerProcess.objects.filter(pk=presence.SERVER_ID).exists
+    )()
+    await phone.disconnect()
 
 
 async def test_the_projector_shows_the_joined_count_as_phones_join(live_session, facilitator):

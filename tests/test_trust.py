@@ -368,6 +368,8 @@ def test_phones_on_a_server_process_that_stopped_beating_no_longer_count(live_se
     settings.ATTUNE_PRESENCE_TIMEOUT = 30
     here, _ = live_session.add_participant()
     there, _ = live_session.add_participant()
+    ServerProcess.beat("alive-process")  # each process beats from its start
+    ServerProcess.beat("killed-process")
     here.connected("alive-process")
     there.connected("killed-process")
     assert live_session.present_count() == 2
