@@ -397,10 +397,14 @@ def test_joining_is_one_page_and_one_form_and_a_reload_keeps_the_nickname(
     url = f"{live_server_url}/join/{live_session.join_code}/"
 
     phone.goto(url)
+    history = phone.evaluate("history.length")
     phone.get_by_role("button", name="I understand, join").click()
 
     # The form's answer is the live phone page itself: the question, and a socket that opens.
     expect(phone.get_by_role("heading", name="Did you sleep well?")).to_be_visible()
+    assert phone.evaluate("history.length") == history  # Back leaves; no consent form again
+    for storage in ("localStorage", "sessionStorage"):  # nor a copy of it kept on the phone
+        assert phone.evaluate(f"{storage}.getItem('htmx-history-cache')") is None
     nickname = phone.locator(".you strong").inner_text()
     phone.get_by_label("Yes").check()
     phone.get_by_role("button", name="Send answer").click()

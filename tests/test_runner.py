@@ -16,7 +16,15 @@ from django.conf import settings
 from django.utils import timezone
 
 from sessions.aggregation import summarize
-from sessions.models import ActionRefused, Activity, Answer, PairAssignment, Participant, Session
+from sessions.models import (
+    ActionRefused,
+    Activity,
+    Answer,
+    PairAssignment,
+    Participant,
+    ServerProcess,
+    Session,
+)
 from sessions.safety import needs_care
 from sessions.templatetags.attune import clock
 from tests.conftest import add_activity
@@ -363,6 +371,7 @@ async def test_a_second_pair_round_gives_everyone_a_new_partner(live_session, fa
 
 def test_three_pair_rounds_of_four_people_use_every_possible_pairing_once(live_session):
     people = [live_session.add_participant()[0] for _ in range(4)]
+    ServerProcess.beat("test-server")
     for person in people:
         person.connected("test-server")
     seen: list[set[frozenset[int]]] = []
