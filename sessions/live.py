@@ -77,12 +77,15 @@ def current_result(session: Session) -> Result | None:
 def live_context(session: Session) -> dict:
     """What the control view and the projector show of the running session."""
     activity = session.current_activity
+    result = current_result(session)
+    joined, present = session.joined_and_present_counts()
+    _note_peak(session, present)
     return {
         "session": session,
         "activity": activity,
-        "result": current_result(session),
-        "joined": session.joined_count(),
-        "present": _present_and_peak(session),
+        "result": result,
+        "joined": joined,
+        "present": present,
         **_step_context(session),
         # For the control view only: the partial for the projector never shows these.
         "next_activity": (
@@ -93,7 +96,8 @@ def live_context(session: Session) -> dict:
             if activity and activity.kind == Activity.Kind.PAIR_ROUND
             else []
         ),
-        "support_step": session.support_step(),
+        # Offered only beside answers that may signal distress: looked up only then.
+        "support_step": session.support_step() if result and result.flagged else None,
         "profile": profile(activity.profile_scales(), session.anonymity_threshold)
         if activity
         else [],
@@ -108,8 +112,7 @@ PEAK_WRITE_INTERVAL = 10.0
 _peaks: dict[int, tuple[int, float | None]] = {}  # session id: (highest seen, last written)
 
 
-def _present_and_peak(session: Session) -> int:
-    present = session.present_count()
+def _note_peak(session: Session, present: int) -> None:
     highest, written_at = _peaks.get(session.pk, (0, None))
     highest = max(highest, present)
     now = time.monotonic()
@@ -118,7 +121,6 @@ def _present_and_peak(session: Session) -> int:
         session.record_peak(highest)
         written_at = now
     _peaks[session.pk] = (highest, written_at)
-    return present
 
 
 def _step_context(session: Session) -> dict:

@@ -11,6 +11,7 @@ from django.apps import apps
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from sessions import live
 from sessions.aggregation import summarize
 from sessions.models import (
     WORD_MAX_LENGTH,
@@ -20,6 +21,7 @@ from sessions.models import (
     AnswerBatch,
     AnswerRequest,
     Participant,
+    ServerProcess,
     Session,
     Tally,
 )
@@ -459,3 +461,26 @@ def test_the_migration_counts_the_answers_stored_before_tallies(live_session, ch
     migration.count_existing_answers(apps, schema_editor=None)
 
     assert tallies(choice_activity) == {"answered": 1, "passed": 1, "option:0": 1}
+
+
+def test_a_results_push_counts_joined_and_connected_phones_in_one_query(
+    live_session, choice_activity
+):
+    # Up to ten pushes a second while a room answers: each query of a push counts.
+    add_activity(live_session, Kind.RESOURCES, "Where to find support")
+    live_session.open_activity(choice_activity)
+    ServerProcess.beat("server-a")
+    first, second, _third = new_participants(live_session, 3)
+    first.connected("server-a")
+    second.connected("server-a")
+    session = live._load(live_session.pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        context = live.live_context(session)
+
+    assert (context["joined"], context["present"]) == (3, 2)
+    read = [query["sql"] for query in queries.captured_queries]
+    assert len([sql for sql in read if f'FROM "{Participant._meta.db_table}"' in sql]) == 1
+    # The agenda's support step is offered only beside an answer that may signal distress.
+    assert context["support_step"] is None
+    assert not [sql for sql in read if f"'{Kind.RESOURCES}'" in sql]
