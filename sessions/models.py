@@ -25,6 +25,8 @@ from .text import clean_text
 # No 0/O, 1/I/L: codes are read off a projector and typed on a phone.
 JOIN_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 JOIN_CODE_LENGTH = 6
+# Tries at a free pseudonym when phones of the same room take the same one at the same moment.
+PSEUDONYM_ATTEMPTS = 5
 
 # The options a new emotion check-in starts with, in English; default_feelings() gives them in
 # the session's language. Stored as data: a session's answers keep the words they were given.
@@ -607,8 +609,8 @@ class Session(models.Model):
                 # A room joining at once: another phone took the same free name a moment ago
                 # (the database keeps pseudonyms unique in a session). Draw again.
                 attempts_left -= 1
-                if not attempts_left:
-                    raise
+                if not attempts_left or not taken_of([pseudonym]):
+                    raise  # out of tries, or another cause (the session deleted meanwhile)
                 wanted = None
 
     # Retention ---------------------------------------------------------------------------
@@ -651,7 +653,7 @@ class Session(models.Model):
         counts = self.participants.aggregate(
             joined=models.Count("pk"), present=models.Count("pk", filter=connected_now())
         )
-        joined = self.joined_total if self.answers_deleted_at else counts["joined"]
+        joined = self.joined_count() if self.answers_deleted_at else counts["joined"]
         return joined, counts["present"]
 
     def record_peak(self, present: int) -> None:
@@ -1035,10 +1037,6 @@ class ParticipantQuerySet(models.QuerySet["Participant"]):
             .filter(session__join_code=join_code)
             .exclude(session__status=Session.Status.DRAFT)
         )
-
-
-# Tries at a free pseudonym when phones of the same room take the same one at the same moment.
-PSEUDONYM_ATTEMPTS = 5
 
 
 class Participant(models.Model):

@@ -419,6 +419,38 @@ def test_joining_is_one_page_and_one_form_and_a_reload_keeps_the_nickname(
     expect(phone.get_by_label("Yes")).to_be_checked()
     assert requests[2:] == ["GET document"]
     assert in_thread(Participant.objects.count) == 1
+    # A step back within the page (as a link to #somewhere makes) has htmx restore it: it keeps
+    # no copy of the phone page, with its nickname and answers, either.
+    phone.evaluate("history.pushState(null, '', '#withdraw'); history.back()")
+    expect(phone.get_by_label("Yes")).to_be_checked()
+    phone.wait_for_timeout(300)
+    for storage in ("localStorage", "sessionStorage"):
+        assert phone.evaluate(f"{storage}.getItem('htmx-history-cache')") is None
+
+
+def test_a_consent_that_cannot_reach_the_server_is_sent_again_the_usual_way(
+    choice_activity, live_session, browser, live_server_url
+):
+    in_thread(live_session.open_activity, choice_activity)
+    phone = browser.new_context(**PHONE).new_page()
+    dropped: list[str] = []
+
+    def bad_wifi(route) -> None:
+        if route.request.resource_type == "xhr" and not dropped:
+            dropped.append(route.request.method)
+            route.abort()  # htmx gets a network error, not an answer
+        else:
+            route.continue_()
+
+    phone.route(re.compile(r"/join/"), bad_wifi)
+    phone.goto(f"{live_server_url}/join/{live_session.join_code}/")
+    phone.get_by_role("button", name="I understand, join").click()
+
+    # The browser posts the form itself, follows the redirect, and the phone is in.
+    expect(phone.get_by_role("heading", name="Did you sleep well?")).to_be_visible()
+    expect(phone.locator(".you strong")).to_be_visible()
+    assert dropped == ["POST"]
+    assert in_thread(Participant.objects.count) == 1
 
 
 def test_a_phone_refused_after_it_opened_the_consent_page_is_told_why(

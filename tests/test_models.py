@@ -404,18 +404,19 @@ def test_the_migration_numbers_the_names_phones_already_share():
     for index, name in enumerate(["Calm Otter", "Calm Otter", "Calm Otter 2", "Calm Otter"]):
         Participant.objects.create(session=session, pseudonym=name, token_hash=f"{index:064}")
 
-    executor = MigrationExecutor(connection)
-    executor.migrate([after])
+    try:
+        MigrationExecutor(connection).migrate([after])
 
-    names = Participant.objects.filter(session=session).order_by("id")
-    assert [participant.pseudonym for participant in names] == [
-        "Calm Otter",
-        "Calm Otter 3",
-        "Calm Otter 2",
-        "Calm Otter 4",
-    ]
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
+        names = Participant.objects.filter(session=session).order_by("id")
+        assert [participant.pseudonym for participant in names] == [
+            "Calm Otter",
+            "Calm Otter 3",
+            "Calm Otter 2",
+            "Calm Otter 4",
+        ]
+    finally:  # the tests after this one need the latest schema, whatever happened here
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 def test_the_token_finds_its_participant(live_session):

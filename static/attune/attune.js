@@ -198,13 +198,25 @@
     event.detail.isError = false;
   });
   document.addEventListener("htmx:afterSwap", function (event) {
-    var main = event.detail.boosted && document.getElementById("main");
-    if (!main) return;
+    if (!event.detail.boosted) return;
     // As on a page load, before the new page's socket brings its first frame.
     rememberStage();
     announce();
-    main.setAttribute("tabindex", "-1");
-    main.focus({ preventScroll: true });
+    // Focus the new page's heading, where a screen reader should start, unless htmx focused a
+    // field of it already (autofocus: the code field of a refused join, whose alert is read out).
+    var main = document.getElementById("main");
+    if (!main || main.contains(document.activeElement)) return;
+    var start = main.querySelector("h1, h2");
+    if (!start) return;
+    start.setAttribute("tabindex", "-1");
+    start.addEventListener("blur", function () { start.removeAttribute("tabindex"); }, { once: true });
+    start.focus({ preventScroll: true });
+  });
+  // A boosted form that cannot reach the server (the room's Wi-Fi) is sent the usual way, so
+  // the browser shows its own progress and, if it fails again, its own error page.
+  document.addEventListener("htmx:sendError", function (event) {
+    var form = event.detail.boosted && event.detail.elt && event.detail.elt.closest("form");
+    if (form) HTMLFormElement.prototype.submit.call(form);
   });
   // Out-of-band swaps from the socket do not always fire htmx:load on the new element.
   document.addEventListener("htmx:wsAfterMessage", function () { startAll(document); });
