@@ -184,11 +184,12 @@
   function startAll(root) {
     startCountdowns(root);
     startPacers(root);
+    setUpVibration(root);
   }
 
-  document.addEventListener("DOMContentLoaded", function () { startAll(document); setUpVibration(document); });
+  document.addEventListener("DOMContentLoaded", function () { startAll(document); });
   // htmx:load also comes with a page that a boosted form brought in (the phone page after consent).
-  document.addEventListener("htmx:load", function (event) { startAll(event.target); setUpVibration(event.target); });
+  document.addEventListener("htmx:load", function (event) { startAll(event.target); });
 
   // A boosted form's response is a whole page, as without scripts: shown whatever its status
   // (a refused join explains itself), and read from the top, as a new page would be.
