@@ -147,11 +147,16 @@ def render_projector_stage(context: dict) -> str:
 
 
 def phone_context(
-    participant: Participant, stored: Answer | None = None, session: Session | None = None
+    participant: Participant,
+    stored: Answer | None = None,
+    session: Session | None = None,
+    just_joined: bool = False,
 ) -> dict:
     """What a phone shows. `stored`: the answer it just stored to the open activity, which
     comes with that activity and its session, so nothing needs reading again. `session`: the
-    participant's session with its current activity, read just now (otherwise it is read)."""
+    participant's session with its current activity, read just now (otherwise it is read).
+    `just_joined`: the participant was added by this request, so it has no answer and no pair
+    round group yet (its socket places it in one): nothing of its own to read."""
     if stored is not None:
         activity, answer = stored.activity, stored
         session = activity.session
@@ -160,7 +165,7 @@ def phone_context(
         activity = session.current_activity
         answer = (
             only_row(Answer.objects.filter(activity=activity, participant=participant))
-            if activity
+            if activity and not just_joined
             else None
         )
     return {
@@ -170,7 +175,7 @@ def phone_context(
         "answer": answer,
         "group": (
             activity.group_of(participant)
-            if activity and activity.kind == Activity.Kind.PAIR_ROUND
+            if activity and activity.kind == Activity.Kind.PAIR_ROUND and not just_joined
             else None
         ),
         **_step_context(session),

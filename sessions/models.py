@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -600,7 +601,7 @@ class Session(models.Model):
         while True:
             pseudonym = wanted if wanted and not taken_of([wanted]) else random_pseudonym(taken_of)
             try:
-                with transaction.atomic():
+                with _alone_or_in_a_savepoint():
                     participant = self.participants.create(
                         pseudonym=pseudonym, token_hash=hash_token(token), member=member
                     )
@@ -1297,6 +1298,13 @@ def _needs_care(value: Any) -> bool:
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return needs_care(" ".join(value))
     return False
+
+
+def _alone_or_in_a_savepoint() -> AbstractContextManager[Any]:
+    """Around one write that may clash with a unique constraint. Outside a transaction the
+    statement is atomic by itself: no BEGIN and COMMIT to wait for. Inside one, a savepoint
+    keeps the clash from spoiling the rest of it."""
+    return transaction.atomic() if connection.in_atomic_block else nullcontext()
 
 
 def only_row(queryset: models.QuerySet[Any]) -> Any:

@@ -100,7 +100,7 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
         # request and one round trip on the room's Wi-Fi fewer than following a redirect.
         # Without scripts, the redirect keeps a reload from posting the form again.
         response = (
-            _phone_page(request, participant)
+            _phone_page(request, participant, just_joined=True)
             if request.htmx
             else redirect("participant_entry", code=code)
         )
@@ -112,13 +112,15 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
     )
 
 
-def _phone_page(request: HttpRequest, participant: Participant) -> HttpResponse:
+def _phone_page(
+    request: HttpRequest, participant: Participant, just_joined: bool = False
+) -> HttpResponse:
     """The live phone view, which opens the phone's socket."""
     return render(
         request,
         "sessions/phone.html",
         {
-            **live.phone_context(participant, session=participant.session),
+            **live.phone_context(participant, session=participant.session, just_joined=just_joined),
             "own_trend": participant.member.own_trend() if participant.member_id else None,
         },
     )

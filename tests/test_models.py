@@ -377,9 +377,20 @@ def test_two_participants_never_share_a_pseudonym(live_session, monkeypatch):
     assert names[0] == "Calm Otter"
 
 
-def test_a_name_another_phone_took_in_the_same_moment_is_drawn_again(live_session, monkeypatch):
+@pytest.mark.parametrize(
+    "in_a_transaction",
+    [
+        # The join view: the clashing INSERT is alone, with no transaction around it.
+        pytest.param(False, marks=pytest.mark.django_db(transaction=True), id="alone"),
+        pytest.param(True, id="in-a-transaction"),
+    ],
+)
+def test_a_name_another_phone_took_in_the_same_moment_is_drawn_again(
+    live_session, monkeypatch, in_a_transaction
+):
     # A room joining at once: two phones may both find the same name free. The database keeps
     # it for the first; the second draws again instead of sharing it.
+    assert connection.in_atomic_block == in_a_transaction
     draws = iter(["Calm Otter", "Calm Otter", "Brave Lynx"])
     monkeypatch.setattr(session_models, "random_pseudonym", lambda taken_of: next(draws))
 

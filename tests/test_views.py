@@ -923,6 +923,30 @@ def test_consent_posted_by_htmx_is_answered_with_the_phone_page_itself(
     assert Participant.objects.count() == 1
 
 
+@pytest.mark.django_db(transaction=True)  # as the server runs the view: no transaction around it
+def test_joining_reads_nothing_a_phone_cannot_have_yet_and_opens_no_transaction(
+    client, live_session, choice_activity
+):
+    # A room that scans the QR code together joins at once: each statement and round trip
+    # counts. A phone that joins this moment has no answer and no pair-round group yet, and its
+    # row is one INSERT, atomic by itself.
+    live_session.open_activity(choice_activity)
+    url = reverse("participant_entry", args=[live_session.join_code])
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append((sql, context["connection"].in_atomic_block))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        phone = client.post(url, HTTP_HX_REQUEST="true", HTTP_HX_BOOSTED="true")
+
+    assert "Did you sleep well?" in page(phone)
+    assert Participant.objects.count() == 1
+    assert [sql for sql, _ in statements if "live_answer" in sql or "live_pair" in sql] == []
+    assert [sql for sql, in_transaction in statements if in_transaction] == []
+
+
 def test_the_phone_page_reads_its_session_once(client, live_session, choice_activity):
     # A room that scans the QR code together loads this page at once: each read counts.
     live_session.open_activity(choice_activity)
