@@ -17,6 +17,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import time
 import weakref
 from collections import Counter
@@ -29,6 +30,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
+from django.core.cache import cache
 from django.db import transaction
 from django.dispatch import receiver
 from django.template.loader import render_to_string
@@ -243,6 +245,11 @@ def _load(session_id: int) -> Session:
     return Session.objects.select_related("current_activity").get(pk=session_id)
 
 
+def _claimed_counts_and_results(session_id: int) -> tuple[float, list[tuple[str, dict]]]:
+    wait = claim_push(session_id)
+    return wait, [] if wait else _counts_and_results(_load(session_id))
+
+
 def _counts_and_results(session: Session) -> list[tuple[str, dict]]:
     """The control view's and projector's regions that show counts and results, rendered."""
     context = live_context(session)
@@ -267,14 +274,30 @@ def push_results(session_id: int) -> None:
     _push_counts_and_results(_load(session_id))
 
 
+def claim_push(session_id: int) -> float:
+    """0 when this process may push the session's counts and results now; otherwise the
+    seconds until it may try again.
+
+    The clock is cut into slices of ATTUNE_PUSH_INTERVAL, and the first process to add the
+    session's key for a slice to the cache (shared by every process when REDIS_URL is set) has
+    it: however many processes hold the session's phones, it gets at most one push per slice.
+    """
+    interval = settings.ATTUNE_PUSH_INTERVAL
+    now = time.time()
+    slice_ = int(now // interval)
+    if cache.add(f"push:{session_id}:{slice_}", 1, timeout=max(1, math.ceil(2 * interval))):
+        return 0.0
+    return max((slice_ + 1) * interval - now, 0.001)
+
+
 class ResultsPushes:
     """Counts and results pushes of one server process, coalesced per session.
 
     A room answering at once would otherwise re-render the projector for every answer. Here a
     change asks for a push; at most one push per session starts every ATTUNE_PUSH_INTERVAL
-    seconds, and a change that arrives while one is being rendered gets a push of its own after
-    it, so the last state always reaches the screens. A change after a quiet spell is pushed at
-    once.
+    seconds, across all processes (claim_push), and a change that arrives while one is being
+    rendered gets a push of its own after it, so the last state always reaches the screens. A
+    change after a quiet spell is pushed at once.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -298,10 +321,17 @@ class ResultsPushes:
         self.running.add(task)
         task.add_done_callback(self._finished)
 
-    @staticmethod
-    async def _push(session_id: int) -> None:
-        # Rendered in a thread (it reads the database), sent from the event loop.
-        messages = await database_sync_to_async(lambda: _counts_and_results(_load(session_id)))()
+    async def _push(self, session_id: int) -> None:
+        # Rendered in a thread (it reads the database and the cache), sent from the event loop.
+        wait, messages = await database_sync_to_async(_claimed_counts_and_results)(session_id)
+        if wait:
+            # Another process has this moment's push. It may have read the session before this
+            # process's change, so this process tries again in the next slice: the last state
+            # is always pushed.
+            if session_id not in self.waiting:
+                self.waiting.add(session_id)
+                self.loop.call_later(wait, self._start, session_id)
+            return
         for group, message in messages:
             await get_channel_layer().group_send(group, message)
 

@@ -663,6 +663,39 @@ async def test_a_burst_of_answers_is_pushed_coalesced_and_ends_on_the_final_coun
         await socket.disconnect()
 
 
+async def test_two_processes_together_push_a_session_at_most_once_per_interval(
+    live_session, choice_activity, facilitator, settings
+):
+    # A session's phones on two server processes: both ask for pushes at the same pace, and
+    # the projector still gets one push per interval, the last one with every answer.
+    settings.ATTUNE_PUSH_INTERVAL = 0.5
+    await open_activity(live_session, choice_activity)
+    phones = [(await join(live_session))[0] for _ in range(20)]
+    projector, _ = await projector_view(live_session, facilitator)
+    while not await projector.receive_nothing(timeout=0.6):  # the joins, pushed
+        await projector.receive_from()
+    loop = asyncio.get_running_loop()
+    other_process = live.ResultsPushes(loop)  # this process's own is live.results_changed's
+
+    started = loop.time()
+    for phone in phones:
+        await send(phone, action="answer", activity=choice_activity.pk, choice="1")
+        await receive_until(phone, "data-ack")
+        other_process.request(live_session.pk)
+        await asyncio.sleep(0.1)
+    frames, last_frame_at = [], started
+    while not await projector.receive_nothing(timeout=1.2):
+        frames.append(await projector.receive_from())
+        last_frame_at = loop.time()
+    took = last_frame_at - started
+
+    # One push per half-second slice of the clock at most, from both processes together.
+    assert len(frames) <= 2 + took / 0.5, f"{len(frames)} pushes in {took:.1f}s"
+    assert "20 answers" in frames[-1]
+    for socket in [*phones, projector]:
+        await socket.disconnect()
+
+
 async def test_phones_share_one_rendered_stage_but_one_that_answered_sees_its_own(
     live_session, choice_activity
 ):
