@@ -244,7 +244,7 @@ ATTUNE_MAX_MESSAGE_BYTES = 4096
 # Messages one socket may send in a number of seconds; twice as many closes it.
 ATTUNE_MESSAGE_RATE = (30, 10.0)
 # Counts and results reach the projector and control view at most this often (seconds), per
-# session and server process; the last change is always pushed.
+# session, whatever the number of server processes; the last change is always pushed.
 ATTUNE_PUSH_INTERVAL = 0.1
 # Seconds after which the sockets of a server process that stopped beating (killed, crashed)
 # no longer count as connected phones (sessions/presence.py).
