@@ -160,7 +160,8 @@ if REDIS_URL:
     # Shared by every process, so the throttles (sessions/throttle.py) count across all of them.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, keeping its Redis client objects (facilitation/cache.py).
+            "BACKEND": "facilitation.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CHANNEL_PREFIX", "attune"),
         }

@@ -447,6 +447,22 @@ def test_the_count_expires_from_the_cache_with_its_window(client, live_session):
         assert 0 < cache._cache.get_client().ttl(cache.make_key(key)) <= 60
 
 
+@pytest.mark.skipif(
+    "LOCATION" not in django_settings.CACHES["default"]
+    or not django_settings.CACHES["default"]["LOCATION"].startswith("redis"),
+    reason="Redis's own",
+)
+def test_the_redis_cache_keeps_its_client_between_calls(client, live_session):
+    # Every join reads the join-code throttle twice: building Django's Redis client object
+    # again for each read cost more than the read itself (facilitation/cache.py).
+    cache = caches["default"]
+    kept = cache._cache.get_client(write=True)
+    try_codes(client, 3)
+
+    assert cache._cache.get_client(write=True) is kept
+    assert cache.get(stored_cache_keys(raw=False)[0]) == 3
+
+
 # Joining a closed or ended session -----------------------------------------------------------
 
 
