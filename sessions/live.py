@@ -245,9 +245,11 @@ def _load(session_id: int) -> Session:
     return Session.objects.select_related("current_activity").get(pk=session_id)
 
 
-def _claimed_counts_and_results(session_id: int) -> tuple[float, list[tuple[str, dict]]]:
-    wait = claim_push(session_id)
-    return wait, [] if wait else _counts_and_results(_load(session_id))
+def _claimed_counts_and_results(
+    session_id: int, lost: int | None
+) -> tuple[int | None, list[tuple[str, dict]]]:
+    taken = claim_push(session_id, lost)
+    return taken, [] if taken is not None else _counts_and_results(_load(session_id))
 
 
 def _counts_and_results(session: Session) -> list[tuple[str, dict]]:
@@ -274,20 +276,28 @@ def push_results(session_id: int) -> None:
     _push_counts_and_results(_load(session_id))
 
 
-def claim_push(session_id: int) -> float:
-    """0 when this process may push the session's counts and results now; otherwise the
-    seconds until it may try again.
+def claim_push(session_id: int, lost: int | None = None) -> int | None:
+    """None when this process may push the session's counts and results now; otherwise the
+    slice of the clock that another process has, to try again after it.
 
     The clock is cut into slices of ATTUNE_PUSH_INTERVAL, and the first process to add the
     session's key for a slice to the cache (shared by every process when REDIS_URL is set) has
     it: however many processes hold the session's phones, it gets at most one push per slice.
+    `lost`: the slice this process lost the last time. A clock that has not moved past it
+    (stopped, or set back) may push now, and so may a process whose cache fails: one push too
+    many rather than a last state never shown.
     """
     interval = settings.ATTUNE_PUSH_INTERVAL
-    now = time.time()
-    slice_ = int(now // interval)
-    if cache.add(f"push:{session_id}:{slice_}", 1, timeout=max(1, math.ceil(2 * interval))):
-        return 0.0
-    return max((slice_ + 1) * interval - now, 0.001)
+    slice_ = int(time.time() // interval)
+    if lost is not None and slice_ <= lost:
+        return None
+    try:
+        if cache.add(f"push:{session_id}:{slice_}", 1, timeout=max(1, math.ceil(2 * interval))):
+            return None
+    except Exception:
+        logger.warning("Could not claim a results push; pushing anyway", exc_info=True)
+        return None
+    return slice_
 
 
 class ResultsPushes:
@@ -314,23 +324,26 @@ class ResultsPushes:
         delay = 0.0 if last is None else last + settings.ATTUNE_PUSH_INTERVAL - self.loop.time()
         self.loop.call_later(max(0.0, delay), self._start, session_id)
 
-    def _start(self, session_id: int) -> None:
+    def _start(self, session_id: int, lost: int | None = None) -> None:
         self.waiting.discard(session_id)  # from now on, a new change needs a new push
         self.last_start[session_id] = self.loop.time()
-        task = self.loop.create_task(self._push(session_id))
+        task = self.loop.create_task(self._push(session_id, lost))
         self.running.add(task)
         task.add_done_callback(self._finished)
 
-    async def _push(self, session_id: int) -> None:
+    async def _push(self, session_id: int, lost: int | None) -> None:
         # Rendered in a thread (it reads the database and the cache), sent from the event loop.
-        wait, messages = await database_sync_to_async(_claimed_counts_and_results)(session_id)
-        if wait:
+        taken, messages = await database_sync_to_async(_claimed_counts_and_results)(
+            session_id, lost
+        )
+        if taken is not None:
             # Another process has this moment's push. It may have read the session before this
             # process's change, so this process tries again in the next slice: the last state
             # is always pushed.
             if session_id not in self.waiting:
                 self.waiting.add(session_id)
-                self.loop.call_later(wait, self._start, session_id)
+                wait = (taken + 1) * settings.ATTUNE_PUSH_INTERVAL - time.time()
+                self.loop.call_later(max(wait, 0.001), self._start, session_id, taken)
             return
         for group, message in messages:
             await get_channel_layer().group_send(group, message)

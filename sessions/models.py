@@ -1304,7 +1304,8 @@ def _alone_or_in_a_savepoint() -> AbstractContextManager[Any]:
     """Around one write that may clash with a unique constraint. Outside a transaction the
     statement is atomic by itself: no BEGIN and COMMIT to wait for. Inside one, a savepoint
     keeps the clash from spoiling the rest of it."""
-    return transaction.atomic() if connection.in_atomic_block else nullcontext()
+    alone = connection.get_autocommit() and not connection.in_atomic_block
+    return nullcontext() if alone else transaction.atomic()
 
 
 def only_row(queryset: models.QuerySet[Any]) -> Any:

@@ -7,8 +7,11 @@ import asyncio
 import functools
 import json
 import re
+import time
+from datetime import timedelta
 
 import pytest
+import time_machine
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -16,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.test import Client
 from django.test.signals import template_rendered
+from django.utils import timezone
 
 from facilitation.asgi import application
 from sessions import batches, live, presence
@@ -692,6 +696,49 @@ async def test_two_processes_together_push_a_session_at_most_once_per_interval(
     # One push per half-second slice of the clock at most, from both processes together.
     assert len(frames) <= 2 + took / 0.5, f"{len(frames)} pushes in {took:.1f}s"
     assert "20 answers" in frames[-1]
+    for socket in [*phones, projector]:
+        await socket.disconnect()
+
+
+async def test_a_change_while_another_process_has_the_push_is_pushed_after_it(
+    live_session, choice_activity, facilitator, settings
+):
+    # Another process claimed this moment's push and may have read the session before this
+    # process's answer: this process pushes again in the next slice, with the answer.
+    settings.ATTUNE_PUSH_INTERVAL = 0.5
+    await open_activity(live_session, choice_activity)
+    phone, _ = await join(live_session)
+    projector, _ = await projector_view(live_session, facilitator)
+    while not await projector.receive_nothing(timeout=0.6):  # the join, pushed
+        await projector.receive_from()
+
+    await asyncio.sleep(0.51 - time.time() % 0.5)  # early in a slice: it lasts while we answer
+    assert await database_sync_to_async(live.claim_push)(live_session.pk) is None  # theirs
+    await send(phone, action="answer", activity=choice_activity.pk, choice="1")
+    await receive_until(phone, "data-ack")
+
+    assert "1 answer" in await projector.receive_from(timeout=2)
+    await phone.disconnect()
+    await projector.disconnect()
+
+
+async def test_with_the_clock_stopped_the_last_state_is_still_pushed(
+    live_session, choice_activity, facilitator, settings
+):
+    # Slices follow the wall clock. A clock that stands still (or is set back) must not keep a
+    # change waiting for a slice that never comes.
+    settings.ATTUNE_PUSH_INTERVAL = 0.2
+    await open_activity(live_session, choice_activity)
+    phones = [(await join(live_session))[0] for _ in range(2)]
+    projector, _ = await projector_view(live_session, facilitator)
+    while not await projector.receive_nothing(timeout=0.4):  # the joins, pushed
+        await projector.receive_from()
+
+    with time_machine.travel(timezone.now() + timedelta(hours=1), tick=False):
+        for phone in phones:
+            await send(phone, action="answer", activity=choice_activity.pk, choice="1")
+            await receive_until(phone, "data-ack")
+        await receive_until(projector, "2 answers", timeout=2)
     for socket in [*phones, projector]:
         await socket.disconnect()
 
