@@ -165,13 +165,16 @@ def live_server_log() -> Iterator[TextIO]:
 
     A new file rather than the last one emptied: a test run started meanwhile gets a file of its
     own, and this handle still reads this run's server. Opened to append, so that reading it
-    does not move where the server writes.
+    does not move where the server writes. At the end the log is printed: pytest shows it under
+    a test that failed (the file holds only the last test's), and drops it otherwise.
     """
     path = ARTIFACTS / "daphne.log"
     ARTIFACTS.mkdir(exist_ok=True)
     path.unlink(missing_ok=True)
     with path.open("a+") as log:
         yield log
+        log.seek(0)
+        print("The live server's log:", log.read()[-20_000:], sep="\n")
 
 
 @pytest.fixture
