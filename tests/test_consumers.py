@@ -638,15 +638,26 @@ def test_nothing_is_pushed_for_a_change_that_rolls_back(
 # Coalesced pushes --------------------------------------------------------------------------
 
 
+async def phones_and_a_quiet_projector(
+    session: Session, activity: Activity, facilitator, phones: int
+) -> tuple[list[WebsocketCommunicator], WebsocketCommunicator]:
+    """`phones` phones on the open `activity`, and a projector that has had the joins' pushes:
+    what it receives next is the answers'."""
+    await open_activity(session, activity)
+    sockets = [(await join(session))[0] for _ in range(phones)]
+    projector, _ = await projector_view(session, facilitator)
+    while not await projector.receive_nothing(timeout=settings.ATTUNE_PUSH_INTERVAL + 0.1):
+        await projector.receive_from()
+    return sockets, projector
+
+
 async def test_a_burst_of_answers_is_pushed_coalesced_and_ends_on_the_final_count(
     live_session, choice_activity, facilitator, settings
 ):
     settings.ATTUNE_PUSH_INTERVAL = 0.5
-    await open_activity(live_session, choice_activity)
-    phones = [(await join(live_session))[0] for _ in range(30)]
-    projector, _ = await projector_view(live_session, facilitator)
-    while not await projector.receive_nothing(timeout=0.6):  # the joins, pushed
-        await projector.receive_from()
+    phones, projector = await phones_and_a_quiet_projector(
+        live_session, choice_activity, facilitator, phones=30
+    )
 
     started = asyncio.get_running_loop().time()
     for phone in phones:
@@ -673,11 +684,9 @@ async def test_two_processes_together_push_a_session_at_most_once_per_interval(
     # A session's phones on two server processes: both ask for pushes at the same pace, and
     # the projector still gets one push per interval, the last one with every answer.
     settings.ATTUNE_PUSH_INTERVAL = 0.5
-    await open_activity(live_session, choice_activity)
-    phones = [(await join(live_session))[0] for _ in range(20)]
-    projector, _ = await projector_view(live_session, facilitator)
-    while not await projector.receive_nothing(timeout=0.6):  # the joins, pushed
-        await projector.receive_from()
+    phones, projector = await phones_and_a_quiet_projector(
+        live_session, choice_activity, facilitator, phones=20
+    )
     loop = asyncio.get_running_loop()
     other_process = live.ResultsPushes(loop)  # this process's own is live.results_changed's
 
@@ -706,11 +715,9 @@ async def test_a_change_while_another_process_has_the_push_is_pushed_after_it(
     # Another process claimed this moment's push and may have read the session before this
     # process's answer: this process pushes again in the next slice, with the answer.
     settings.ATTUNE_PUSH_INTERVAL = 0.5
-    await open_activity(live_session, choice_activity)
-    phone, _ = await join(live_session)
-    projector, _ = await projector_view(live_session, facilitator)
-    while not await projector.receive_nothing(timeout=0.6):  # the join, pushed
-        await projector.receive_from()
+    (phone,), projector = await phones_and_a_quiet_projector(
+        live_session, choice_activity, facilitator, phones=1
+    )
 
     await asyncio.sleep(0.51 - time.time() % 0.5)  # early in a slice: it lasts while we answer
     assert await database_sync_to_async(live.claim_push)(live_session.pk) is None  # theirs
@@ -728,11 +735,9 @@ async def test_with_the_clock_stopped_the_last_state_is_still_pushed(
     # Slices follow the wall clock. A clock that stands still (or is set back) must not keep a
     # change waiting for a slice that never comes.
     settings.ATTUNE_PUSH_INTERVAL = 0.2
-    await open_activity(live_session, choice_activity)
-    phones = [(await join(live_session))[0] for _ in range(2)]
-    projector, _ = await projector_view(live_session, facilitator)
-    while not await projector.receive_nothing(timeout=0.4):  # the joins, pushed
-        await projector.receive_from()
+    phones, projector = await phones_and_a_quiet_projector(
+        live_session, choice_activity, facilitator, phones=2
+    )
 
     with time_machine.travel(timezone.now() + timedelta(hours=1), tick=False):
         for phone in phones:
