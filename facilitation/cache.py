@@ -23,9 +23,14 @@ _clients_lock = threading.Lock()
 
 
 class RedisCacheClient(redis.RedisCacheClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Made once here rather than on every call: the throttle reads are on the join's path.
+        self._options_key = repr(sorted(self._pool_options.items()))
+
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         address = self._servers[self._get_connection_pool_index(write)]
-        found = (address, self._pool_class, repr(sorted(self._pool_options.items())))
+        found = (address, self._pool_class, self._options_key)
         if found not in _clients:
             with _clients_lock:
                 if found not in _clients:
