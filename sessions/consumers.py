@@ -434,12 +434,10 @@ class ControlConsumer(FacilitatorConsumer):
         return {action: self.control for action in CONTROL_ACTIONS}
 
     async def control(self, message: dict[str, Any]) -> None:
-        if not await database_sync_to_async(_still_signed_in)(self.scope):
+        if not await database_sync_to_async(speaking(self.language, _control))(
+            self.scope, self.session_id, message
+        ):
             await self.signed_out({})
-            return
-        await database_sync_to_async(speaking(self.language, _control))(
-            self.scope["user"], self.session_id, message
-        )
 
 
 def _open(session: Session, message: dict[str, Any]) -> None:
@@ -512,10 +510,14 @@ CONTROL_ACTIONS: dict[str, tuple[Callable[[Session, dict[str, Any]], None], Push
 }
 
 
-def _control(user: Any, session_id: int, message: dict[str, Any]) -> None:
+def _control(scope: dict[str, Any], session_id: int, message: dict[str, Any]) -> bool:
+    """Run a control action; False, with nothing done, if the sign-in that opened this view
+    has ended (signed out in another tab, say). One trip to the database thread for both."""
+    if not _still_signed_in(scope):
+        return False
     with transaction.atomic():
         # Locked: two tabs or a double click must not run two actions on one state at once.
-        session = _owned_session(user, session_id, lock=True)
+        session = _owned_session(scope["user"], session_id, lock=True)
         if session is None:
             raise ActionRefused(gettext("This session is not yours to run."))
         # Refusals in the session's language, even if it changed since this view opened.
@@ -525,3 +527,4 @@ def _control(user: Any, session_id: int, message: dict[str, Any]) -> None:
             perform, push = CONTROL_ACTIONS[message["action"]]
             perform(session, message)
         live.after_commit(push, session.pk)
+    return True

@@ -242,7 +242,10 @@ def _send(group: str, message: dict) -> None:
 
 
 def _load(session_id: int) -> Session:
-    return Session.objects.select_related("current_activity").get(pk=session_id)
+    session = Session.objects.select_related("current_activity").get(pk=session_id)
+    if session.current_activity is not None:
+        session.current_activity.session = session  # read by the results, without a query
+    return session
 
 
 def _claimed_counts_and_results(
@@ -261,8 +264,8 @@ def _counts_and_results(session: Session) -> list[tuple[str, dict]]:
             render_projector_stage(context),
         )
     return [
-        (control_group(session.pk), {"type": "html.push", "html": control_html}),
         (projector_group(session.pk), {"type": "html.push", "html": projector_html}),
+        (control_group(session.pk), {"type": "html.push", "html": control_html}),
     ]
 
 
@@ -389,32 +392,36 @@ def push_facilitator_views(session_id: int) -> None:
     """The facilitator changed something only their views show (agenda, settings, joining)."""
     session = _load(session_id)
     _push_counts_and_results(session)
-    # The facilitator's action went through: clear any earlier error on the control view.
-    with translation.override(session.language):
-        html = render_notice("") + render_control_agenda(session)
-    _send(control_group(session_id), {"type": "html.push", "html": html})
+    _push_control_agenda(session)
 
 
 def push_session(session_id: int) -> None:
     """What phones show changed too (open activity, answer lock, end): refresh every view.
 
-    Phones are refreshed only when what they show really changed: a re-render would wipe a
-    half-typed answer.
+    In the order the room sees them: the projector and the control view's live region, then
+    every phone, then the control view's agenda. Phones are refreshed only when what they show
+    really changed: a re-render would wipe a half-typed answer.
     """
-    push_facilitator_views(session_id)
-    _send(
-        participants_group(session_id), {"type": "phone.refresh", **_shared_phone_stage(session_id)}
-    )
+    session = _load(session_id)
+    _push_counts_and_results(session)
+    _send(participants_group(session_id), {"type": "phone.refresh", **_shared_phone_stage(session)})
+    _push_control_agenda(session)
 
 
-def _shared_phone_stage(session_id: int) -> dict:
+def _push_control_agenda(session: Session) -> None:
+    # The facilitator's action went through: clear any earlier error on the control view.
+    with translation.override(session.language):
+        html = render_notice("") + render_control_agenda(session)
+    _send(control_group(session.pk), {"type": "html.push", "html": html})
+
+
+def _shared_phone_stage(session: Session) -> dict:
     """The stage of every phone with nothing of its own to show, rendered once for all of them
     in each language (each phone picks its own), and which phones have something of their own
     (an answer) and render their own stage.
 
     In a pair round each phone shows its own group, so each renders its own.
     """
-    session = _load(session_id)
     activity = session.current_activity
     if activity and activity.kind == Activity.Kind.PAIR_ROUND:
         return {}

@@ -16,9 +16,10 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
 from django.test.signals import template_rendered
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from facilitation.asgi import application
@@ -632,7 +633,29 @@ def test_nothing_is_pushed_for_a_change_that_rolls_back(
         participant.answer(choice_activity.pk, {"choice": "0"})
         live.after_commit(live.push_results, live_session.pk)
         assert sent == []
-    assert sent == [live.control_group(live_session.pk), live.projector_group(live_session.pk)]
+    assert sent == [live.projector_group(live_session.pk), live.control_group(live_session.pk)]
+
+
+def test_a_change_phones_show_reaches_the_room_first_and_reads_the_session_once(
+    live_session, choice_activity, monkeypatch
+):
+    # The projector and the control view's live region, then every phone, then the control
+    # view's agenda: the facilitator's own list of steps can wait a moment for the room.
+    sent = []
+    monkeypatch.setattr(live, "_send", lambda group, message: sent.append(group))
+    live_session.open_activity(choice_activity)
+
+    with CaptureQueriesContext(connection) as queries:
+        live.push_session(live_session.pk)
+
+    assert sent == [
+        live.projector_group(live_session.pk),
+        live.control_group(live_session.pk),
+        live.participants_group(live_session.pk),
+        live.control_group(live_session.pk),
+    ]
+    session_reads = [q for q in queries.captured_queries if 'FROM "live_session"' in q["sql"]]
+    assert len(session_reads) == 1
 
 
 # Coalesced pushes --------------------------------------------------------------------------

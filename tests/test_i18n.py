@@ -267,7 +267,7 @@ def test_the_phone_stage_pushed_over_the_socket_has_no_english_left_in_spanish(r
             return live.render_phone_stage(participant)
 
     assert_translated(*in_both(own_stage), data_of(room))
-    shared = live._shared_phone_stage(room.pk).get("html")
+    shared = live._shared_phone_stage(live._load(room.pk)).get("html")
     if shared:  # a pair round has none: each phone renders its own group
         assert_translated(shared["en"], shared["es"], data_of(room))
 
@@ -378,7 +378,7 @@ def test_the_pushes_to_the_projector_and_control_view_speak_the_sessions_languag
     open_new(room, Kind.SINGLE_CHOICE)
 
     with translation.override("en"):  # whatever is active where the push is rendered
-        (_, control), (_, projector) = live._counts_and_results(room)
+        (_, projector), (_, control) = live._counts_and_results(room)
 
     assert "Conectados ahora" in control["html"]
     assert "Connected now" not in control["html"]
