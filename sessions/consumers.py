@@ -380,10 +380,13 @@ class FacilitatorConsumer(LiveConsumer):
         await self.join_groups(
             self.group_for(self.session_id), live.sign_in_group(self.scope["session"].session_key)
         )
-        html = await database_sync_to_async(speaking(self.language, self.render_current))(session)
+        html = await database_sync_to_async(speaking(self.language, self.render_current))(
+            self.session_id
+        )
         await self.send(text_data=html)
 
-    def render_current(self, session: Session) -> str:
+    def render_current(self, session_id: int) -> str:
+        """What this view shows now, read afresh: stamped like every push (live.read_for_render)."""
         raise NotImplementedError
 
     async def signed_out(self, event: dict[str, Any]) -> None:
@@ -415,8 +418,8 @@ class ProjectorConsumer(FacilitatorConsumer):
     def group_for(self, session_id: int) -> str:
         return live.projector_group(session_id)
 
-    def render_current(self, session: Session) -> str:
-        return live.render_projector_stage(live.live_context(session))
+    def render_current(self, session_id: int) -> str:
+        return live.render_projector_stage(live.live_context(live.read_for_render(session_id)))
 
 
 class ControlConsumer(FacilitatorConsumer):
@@ -425,7 +428,8 @@ class ControlConsumer(FacilitatorConsumer):
     def group_for(self, session_id: int) -> str:
         return live.control_group(session_id)
 
-    def render_current(self, session: Session) -> str:
+    def render_current(self, session_id: int) -> str:
+        session = live.read_for_render(session_id)
         return live.render_control_live(live.live_context(session)) + live.render_control_agenda(
             session
         )

@@ -31,7 +31,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.dispatch import receiver
 from django.template.loader import render_to_string
 from django.utils import translation
@@ -163,7 +163,7 @@ def phone_context(
         activity, answer = stored.activity, stored
         session = activity.session
     else:
-        session = session or _load(participant.session_id)
+        session = session or read_for_render(participant.session_id)
         activity = session.current_activity
         answer = (
             only_row(Answer.objects.filter(activity=activity, participant=participant))
@@ -241,18 +241,38 @@ def _send(group: str, message: dict) -> None:
     async_to_sync(get_channel_layer().group_send)(group, message)
 
 
-def _load(session_id: int) -> Session:
+def read_for_render(session_id: int) -> Session:
+    """The session and its current activity, read afresh for a render of its live regions,
+    stamped with the database's clock just before the read (`Session.as_of`).
+
+    Two processes may push one session's counts moments apart, and the frame read first may
+    arrive last. Each region of counts carries its stamp (data-as-of), and a screen keeps the
+    one read last (static/attune/attune.js): it shows everything committed before its stamp,
+    and every change is pushed after it commits, so the last push read after the last change.
+    """
+    as_of = _database_clock()
     session = Session.objects.select_related("current_activity").get(pk=session_id)
+    session.as_of = as_of
     if session.current_activity is not None:
         session.current_activity.session = session  # read by the results, without a query
     return session
+
+
+def _database_clock() -> int:
+    """Microseconds since 1970 on one clock that every server process shares: PostgreSQL's.
+    SQLite serves processes on one machine only, so that machine's clock is theirs."""
+    if connection.vendor != "postgresql":
+        return time.time_ns() // 1000
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")
+        return cursor.fetchone()[0]
 
 
 def _claimed_counts_and_results(
     session_id: int, lost: int | None
 ) -> tuple[int | None, list[tuple[str, dict]]]:
     taken = claim_push(session_id, lost)
-    return taken, [] if taken is not None else _counts_and_results(_load(session_id))
+    return taken, [] if taken is not None else _counts_and_results(read_for_render(session_id))
 
 
 def _counts_and_results(session: Session) -> list[tuple[str, dict]]:
@@ -276,7 +296,7 @@ def _push_counts_and_results(session: Session) -> None:
 
 def push_results(session_id: int) -> None:
     """Counts and results changed: refresh the control view and the projector."""
-    _push_counts_and_results(_load(session_id))
+    _push_counts_and_results(read_for_render(session_id))
 
 
 def claim_push(session_id: int, lost: int | None = None) -> int | None:
@@ -390,7 +410,7 @@ def results_changed(session_id: int) -> None:
 
 def push_facilitator_views(session_id: int) -> None:
     """The facilitator changed something only their views show (agenda, settings, joining)."""
-    session = _load(session_id)
+    session = read_for_render(session_id)
     _push_counts_and_results(session)
     _push_control_agenda(session)
 
@@ -402,7 +422,7 @@ def push_session(session_id: int) -> None:
     every phone, then the control view's agenda. Phones are refreshed only when what they show
     really changed: a re-render would wipe a half-typed answer.
     """
-    session = _load(session_id)
+    session = read_for_render(session_id)
     _push_counts_and_results(session)
     _send(participants_group(session_id), {"type": "phone.refresh", **_shared_phone_stage(session)})
     _push_control_agenda(session)

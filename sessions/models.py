@@ -303,6 +303,10 @@ class Session(models.Model):
     joined_total = models.PositiveIntegerField(default=0)
     peak_present = models.PositiveIntegerField(default=0)
 
+    # Not stored: the database's clock, in microseconds, just before this copy was read for a
+    # render of the live regions (live._load). None when it was read otherwise.
+    as_of: int | None = None
+
     objects = SessionQuerySet.as_manager()
 
     class Meta:

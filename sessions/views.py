@@ -472,6 +472,7 @@ def session_control(request: HttpRequest, session_id: int) -> HttpResponse:
     session = _running_session(request, session_id)
     if isinstance(session, HttpResponse):
         return session
+    session = live.read_for_render(session.pk)  # stamped, like every push of its live regions
     return _render_in_session_language(
         request,
         session,
@@ -490,6 +491,7 @@ def session_projector(request: HttpRequest, session_id: int) -> HttpResponse:
     session = _running_session(request, session_id)
     if isinstance(session, HttpResponse):
         return session
+    session = live.read_for_render(session.pk)  # stamped, like every push of its live regions
     join_url = _join_url(request, session)
     return _render_in_session_language(
         request,

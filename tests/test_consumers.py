@@ -152,6 +152,28 @@ async def test_the_projector_shows_the_joined_count_as_phones_join(live_session,
     await projector.disconnect()
 
 
+def read_at(frame: str, region: str) -> int:
+    """The database time a pushed region was read at (its data-as-of)."""
+    return int(re.search(rf'id="{region}"[^>]*data-as-of="(\d+)"', frame).group(1))
+
+
+async def test_counts_carry_the_time_they_were_read_at_later_pushes_a_later_one(
+    live_session, facilitator
+):
+    # Screens compare these to keep the counts read last (static/attune/attune.js).
+    projector, first = await projector_view(live_session, facilitator)
+    control, first_control = await control_view(live_session, facilitator)
+    phone, _ = await join(live_session)
+
+    pushed = await receive_until(projector, "<strong>1</strong> joined")
+    pushed_control = await receive_until(control, 'data-count="joined">1<')
+
+    assert read_at(pushed, "projector-stage") > read_at(first, "projector-stage")
+    assert read_at(pushed_control, "control-live") > read_at(first_control, "control-live")
+    for socket in (phone, projector, control):
+        await socket.disconnect()
+
+
 async def test_a_phone_without_a_valid_token_is_told_and_disconnected(live_session):
     cookie = (b"cookie", f"{settings.ATTUNE_PARTICIPANT_COOKIE}=made-up-token".encode())
     phone = await open_socket(f"/ws/join/{live_session.join_code}/", cookie)

@@ -474,3 +474,40 @@ def test_a_phone_refused_after_it_opened_the_consent_page_is_told_why(
     expect(phone.get_by_text("not taking new participants right now")).to_be_visible()
     phone.screenshot(path=ARTIFACTS / "phone-join-refused.png")
     assert not in_thread(Participant.objects.exists)
+
+
+def test_counts_read_earlier_never_replace_counts_read_later_on_the_projector(
+    live_session, facilitator_cookie, browser, live_server_url
+):
+    """Two server processes may push one session's counts moments apart, and the frame read
+    first may arrive last. The projector keeps the one read last (data-as-of)."""
+    context = browser.new_context(**LAPTOP)
+    context.add_cookies(
+        [{"name": "sessionid", "value": facilitator_cookie, "url": live_server_url}]
+    )
+    projector = context.new_page()
+    page_socket: list = []
+    frames: list[str] = []
+
+    def passing_through(socket) -> None:
+        page_socket.append(socket)
+        server = socket.connect_to_server()
+        server.on_message(lambda message: (frames.append(message), socket.send(message)))
+
+    projector.route_web_socket(re.compile(r"/projector/$"), passing_through)
+    projector.goto(f"{live_server_url}/sessions/{live_session.pk}/projector/")
+    in_thread(lambda: live_session.add_participant())
+    expect(projector.locator(".projector-count")).to_contain_text("1 joined")
+    latest = next(frame for frame in reversed(frames) if "1</strong> joined" in frame)
+    read_at = int(re.search(r'data-as-of="(\d+)"', latest).group(1))
+
+    def with_count(count: int, as_of: int) -> str:
+        frame = latest.replace("1</strong> joined", f"{count}</strong> joined")
+        return frame.replace(f'data-as-of="{read_at}"', f'data-as-of="{as_of}"')
+
+    page_socket[0].send(with_count(0, read_at - 1000))  # read earlier, arriving later
+    projector.wait_for_timeout(300)
+    expect(projector.locator(".projector-count")).to_contain_text("1 joined")
+
+    page_socket[0].send(with_count(2, read_at + 1000))  # read later
+    expect(projector.locator(".projector-count")).to_contain_text("2 joined")

@@ -473,7 +473,7 @@ def test_a_results_push_counts_joined_and_connected_phones_in_one_query(
     first, second, _third = new_participants(live_session, 3)
     first.connected("server-a")
     second.connected("server-a")
-    session = live._load(live_session.pk)
+    session = live.read_for_render(live_session.pk)
 
     with CaptureQueriesContext(connection) as queries:
         context = live.live_context(session)

@@ -289,6 +289,19 @@
     else shownStage = incoming.outerHTML;
   });
 
+  // Counts and results pushed by two server processes moments apart may arrive out of order.
+  // Each such region carries the database time it was read at (data-as-of); an older one
+  // never replaces a newer one, so the screen ends on the last state (sessions/live.py).
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target;
+    var shown = target && target.getAttribute("data-as-of");
+    if (!shown) return;
+    var fragment = event.detail.fragment;
+    var incoming = fragment.id === target.id ? fragment : fragment.querySelector("#" + target.id);
+    var read = incoming && incoming.getAttribute("data-as-of");
+    if (read && Number(read) < Number(shown)) event.detail.shouldSwap = false;
+  });
+
   // Exactly once: each answer carries an id made here. Until the server acknowledges that id
   // (it does so only once the answer is stored), the answer is kept to be sent again.
   var pending = null;
