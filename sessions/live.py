@@ -163,7 +163,7 @@ def phone_context(
         activity, answer = stored.activity, stored
         session = activity.session
     else:
-        session = session or read_for_render(participant.session_id)
+        session = session or _load(participant.session_id)
         activity = session.current_activity
         answer = (
             only_row(Answer.objects.filter(activity=activity, participant=participant))
@@ -242,17 +242,23 @@ def _send(group: str, message: dict) -> None:
 
 
 def read_for_render(session_id: int) -> Session:
-    """The session and its current activity, read afresh for a render of its live regions,
-    stamped with the database's clock just before the read (`Session.as_of`).
+    """The session and its current activity, read afresh for a render of the counts and results
+    (`#control-live`, `#projector-stage`), stamped with the database's clock read just before
+    (`Session.as_of`).
 
     Two processes may push one session's counts moments apart, and the frame read first may
-    arrive last. Each region of counts carries its stamp (data-as-of), and a screen keeps the
+    arrive last. Each of these regions carries its stamp (data-as-of), and a screen keeps the
     one read last (static/attune/attune.js): it shows everything committed before its stamp,
     and every change is pushed after it commits, so the last push read after the last change.
     """
     as_of = _database_clock()
-    session = Session.objects.select_related("current_activity").get(pk=session_id)
+    session = _load(session_id)
     session.as_of = as_of
+    return session
+
+
+def _load(session_id: int) -> Session:
+    session = Session.objects.select_related("current_activity").get(pk=session_id)
     if session.current_activity is not None:
         session.current_activity.session = session  # read by the results, without a query
     return session

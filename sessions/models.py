@@ -304,7 +304,7 @@ class Session(models.Model):
     peak_present = models.PositiveIntegerField(default=0)
 
     # Not stored: the database's clock, in microseconds, just before this copy was read for a
-    # render of the live regions (live._load). None when it was read otherwise.
+    # render of the counts and results (live.read_for_render). None when it was read otherwise.
     as_of: int | None = None
 
     objects = SessionQuerySet.as_manager()

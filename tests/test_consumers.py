@@ -658,7 +658,7 @@ def test_nothing_is_pushed_for_a_change_that_rolls_back(
     assert sent == [live.projector_group(live_session.pk), live.control_group(live_session.pk)]
 
 
-def test_a_change_phones_show_reaches_the_room_first_and_reads_the_session_once(
+def test_a_change_phones_show_reaches_the_room_first_from_one_read_stamped_before_it(
     live_session, choice_activity, monkeypatch
 ):
     # The projector and the control view's live region, then every phone, then the control
@@ -666,6 +666,14 @@ def test_a_change_phones_show_reaches_the_room_first_and_reads_the_session_once(
     sent = []
     monkeypatch.setattr(live, "_send", lambda group, message: sent.append(group))
     live_session.open_activity(choice_activity)
+    clock = live._database_clock
+    read_before_the_clock = []
+
+    def database_clock() -> int:
+        read_before_the_clock.append(len(queries.captured_queries))
+        return clock()
+
+    monkeypatch.setattr(live, "_database_clock", database_clock)
 
     with CaptureQueriesContext(connection) as queries:
         live.push_session(live_session.pk)
@@ -678,6 +686,8 @@ def test_a_change_phones_show_reaches_the_room_first_and_reads_the_session_once(
     ]
     session_reads = [q for q in queries.captured_queries if 'FROM "live_session"' in q["sql"]]
     assert len(session_reads) == 1
+    # Stamped before anything is read: the frame shows at least what was committed by then.
+    assert read_before_the_clock == [0]
 
 
 # Coalesced pushes --------------------------------------------------------------------------

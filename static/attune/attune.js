@@ -280,26 +280,32 @@
     shownStage = stage ? stage.outerHTML : null;
   }
   rememberStage();
+  // The element an out-of-band swap brings for its target: the fragment itself, or inside it.
+  function incomingFor(event) {
+    var fragment = event.detail.fragment, id = event.detail.target.id;
+    return fragment.id === id ? fragment : fragment.querySelector("#" + id);
+  }
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     if (!event.detail.target || event.detail.target.id !== "phone-stage") return;
-    var fragment = event.detail.fragment;
-    var incoming = fragment.id === "phone-stage" ? fragment : fragment.querySelector("#phone-stage");
+    var incoming = incomingFor(event);
     if (!incoming) return;
     if (incoming.outerHTML === shownStage) event.detail.shouldSwap = false;
     else shownStage = incoming.outerHTML;
   });
 
-  // Counts and results pushed by two server processes moments apart may arrive out of order.
-  // Each such region carries the database time it was read at (data-as-of); an older one
-  // never replaces a newer one, so the screen ends on the last state (sessions/live.py).
+  // The projector's stage and the control view's live region, pushed by two server processes
+  // moments apart, may arrive out of order. Each carries the database time it was read at
+  // (data-as-of, in microseconds); one read earlier never replaces one read later, so the
+  // screen ends on the last state (sessions/live.py). Crossed pushes are read well under a
+  // second apart: a frame more than 10 s older means the clock was set back, and is taken.
+  var CLOCK_SET_BACK_US = 10e6;
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     var target = event.detail.target;
-    var shown = target && target.getAttribute("data-as-of");
+    var shown = target && Number(target.getAttribute("data-as-of"));
     if (!shown) return;
-    var fragment = event.detail.fragment;
-    var incoming = fragment.id === target.id ? fragment : fragment.querySelector("#" + target.id);
-    var read = incoming && incoming.getAttribute("data-as-of");
-    if (read && Number(read) < Number(shown)) event.detail.shouldSwap = false;
+    var incoming = incomingFor(event);
+    var read = incoming && Number(incoming.getAttribute("data-as-of"));
+    if (read && read < shown && shown - read < CLOCK_SET_BACK_US) event.detail.shouldSwap = false;
   });
 
   // Exactly once: each answer carries an id made here. Until the server acknowledges that id
