@@ -18,6 +18,7 @@ from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -118,6 +119,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     def handlers(self) -> dict[str, Handler]:
         return {}
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' own, without the trip it makes before every message to close stale
+        database connections. That trip goes to the one thread that runs every database call,
+        so a push to a screen or a phone, a message from a phone and a new socket's handshake
+        all waited behind whatever database work was queued (a batch of answers takes tens of
+        milliseconds). Every database call here is a database_sync_to_async, which closes
+        stale connections itself, before and after."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def refuse_connection(self, message: Any) -> None:
         # Accepted already, so the page can show why; closed with a code that stops reconnects.

@@ -7,6 +7,7 @@ import asyncio
 import functools
 import json
 import re
+import threading
 import time
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ import pytest
 import time_machine
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import connection, transaction
@@ -848,3 +850,51 @@ async def test_a_room_of_phones_connecting_at_once_all_get_their_stage(live_sess
     stages = await asyncio.gather(*(phone(token) for token in tokens))
 
     assert all('id="phone-stage"' in stage for stage in stages)
+
+
+async def test_pushes_and_new_phones_never_wait_behind_database_work(
+    live_session, choice_activity, facilitator
+):
+    """Every database call runs on one thread, which a batch of answers keeps busy for tens of
+    milliseconds and a room joining at once for seconds. Meanwhile what is already rendered
+    still reaches the projector and the phones, and a new phone's handshake is still accepted
+    (Daphne drops one that is not accepted within 5 s)."""
+    await open_activity(live_session, choice_activity)
+    projector, first_stage = await projector_view(live_session, facilitator)
+    phone, first_phone_stage = await join(live_session)
+    assert "Did you sleep well?" in first_stage
+    assert "Did you sleep well?" in first_phone_stage
+
+    def render() -> tuple[str, dict]:
+        session = live.read_for_render(live_session.pk)
+        projector_html = live.render_projector_stage(live.live_context(session))
+        return projector_html, live._shared_phone_stage(session)
+
+    projector_html, phone_stage = await database_sync_to_async(render)()
+    _participant, token = await database_sync_to_async(live_session.add_participant)()
+    cookie = (b"cookie", f"{settings.ATTUNE_PARTICIPANT_COOKIE}={token}".encode())
+    newcomer = WebsocketCommunicator(
+        application, f"/ws/join/{live_session.join_code}/", headers=[ORIGIN, cookie]
+    )
+    layer = get_channel_layer()
+
+    release = threading.Event()
+    database_busy = asyncio.ensure_future(database_sync_to_async(release.wait)(10))
+    try:
+        await layer.group_send(
+            live.projector_group(live_session.pk), {"type": "html.push", "html": projector_html}
+        )
+        await layer.group_send(
+            live.participants_group(live_session.pk), {"type": "phone.refresh", **phone_stage}
+        )
+        assert "Did you sleep well?" in await projector.receive_from(timeout=1)
+        assert "Did you sleep well?" in await phone.receive_from(timeout=1)
+        connected, _ = await newcomer.connect(timeout=1)
+        assert connected
+        assert not database_busy.done()
+    finally:
+        release.set()
+        await database_busy
+    assert "Did you sleep well?" in await newcomer.receive_from()
+    for socket in (projector, phone, newcomer):
+        await socket.disconnect()
