@@ -31,6 +31,7 @@ from django.conf import settings
 
 from .join import ServerAddress
 from .phones import (
+    ANSWERS_CLOSED,
     AnswerRecord,
     JoinRecord,
     PhoneGroup,
@@ -575,6 +576,17 @@ async def measure_session(
     report["answer_server_cpu_ms"] = round(
         1000 * (loaded.cpu_seconds - before_answers.cpu_seconds) / max(1, len(acknowledged)), 2
     )
+
+    # The facilitator closes answers: every phone, which has answered, says so.
+    await wait_until_idle(pids, options.timeout)
+    closed_at = await control.send({"action": "lock_answers"})
+    seen_closed = await merged(
+        groups, lambda group: group.activity_seen(ANSWERS_CLOSED, options.timeout)
+    )
+    closed_arrivals = [at - closed_at for at in seen_closed.values() if at is not None]
+    report.update(spread("close_fanout", closed_arrivals))
+    report["close_fanout_missing"] = len(seen_closed) - len(closed_arrivals)
+    log(f"answers closed: fan-out p99 {report['close_fanout_p99_ms']} ms")
 
     # "Next": the second question, to phones that have answered and a session with answers.
     await wait_until_idle(pids, options.timeout)

@@ -36,6 +36,8 @@ ACK = re.compile(r'data-ack="([A-Za-z0-9_-]+)"')
 # An error notice carries its message in a span; an empty notice clears an earlier one.
 ERROR_NOTICE = re.compile(r'id="notice"[^>]*>\s*<span>(.*?)</span>', re.S)
 OPEN_ACTIVITY = re.compile(r'name="activity"\s+value="(\d+)"')
+# A phone's stage once the facilitator has closed answers; recorded in Phone.seen under this key.
+ANSWERS_CLOSED = 'class="state locked"'
 PROJECTOR_ANSWERED = re.compile(
     r'class="[^"]*\bprojector-answered\b[^"]*"[^>]*>\s*(?:<[^>]+>\s*)*(\d+)', re.S
 )
@@ -228,6 +230,8 @@ class Phone(Socket):
             if activity not in self.seen:
                 self.seen[activity] = at
                 self.frame_bytes[activity] = len(frame.encode())
+        if ANSWERS_CLOSED in frame and ANSWERS_CLOSED not in self.seen:
+            self.seen[ANSWERS_CLOSED] = at
         answer = self.answer
         if answer and answer.acknowledged_at is None and answer.client_id in ACK.findall(frame):
             answer.acknowledged_at = at
@@ -362,7 +366,8 @@ class PhoneGroup:
         return [phone for phone in self.phones if phone.join.stage_at is not None]
 
     async def activity_seen(self, activity: str, timeout: float) -> dict[int, float | None]:
-        """When each joined phone first showed the activity (None: not within the timeout)."""
+        """When each joined phone first showed the activity, or ANSWERS_CLOSED (None: not
+        within the timeout)."""
         joined = self._joined()
         await until(
             lambda: all(activity in phone.seen or not phone.is_open for phone in joined), timeout

@@ -288,9 +288,8 @@ class ParticipantConsumer(LiveConsumer):
         await self.send(text_data=html)
 
     async def phone_refresh(self, event: dict[str, Any]) -> None:
-        # The stage shared by phones without an answer, in each language: this phone's.
-        html = (event.get("html") or {}).get(self.language)
-        if html is None or self.participant_id in event["answered"]:
+        html = live.stage_from_refresh(event, self.participant_id, self.language)
+        if html is None:
             html = await database_sync_to_async(speaking(self.language, _render_phone))(
                 self.participant_id
             )

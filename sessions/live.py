@@ -442,9 +442,14 @@ def _push_control_agenda(session: Session) -> None:
 
 
 def _shared_phone_stage(session: Session) -> dict:
-    """The stage of every phone with nothing of its own to show, rendered once for all of them
-    in each language (each phone picks its own), and which phones have something of their own
-    (an answer) and render their own stage.
+    """What every phone shows, rendered once for all of them in each language (each phone
+    picks its own), for a `phone.refresh` push; `stage_from_refresh` picks a phone's out of it.
+
+    - "html": the stage of phones without an answer;
+    - "by_answer": for the most common answers, the stage that phones which gave it show, with
+      those phones. It shows the answer, nothing else of the phone's own, so a room that
+      answered a choice needs a few renders in all, not one per phone;
+    - "own": phones with any other answer (open text, say), which render their own stage.
 
     In a pair round each phone shows its own group, so each renders its own.
     """
@@ -452,18 +457,51 @@ def _shared_phone_stage(session: Session) -> dict:
     if activity and activity.kind == Activity.Kind.PAIR_ROUND:
         return {}
     context = {"session": session, "activity": activity, **_step_context(session)}
+    phones_by_answer: dict[tuple[bool, str], list[int]] = {}
+    for participant_id, passed, value in (
+        activity.answers.values_list("participant_id", "passed", "value") if activity else []
+    ):
+        phones_by_answer.setdefault((passed, json.dumps(value)), []).append(participant_id)
+    by_answer = sorted(phones_by_answer.items(), key=lambda item: len(item[1]), reverse=True)
+    return {
+        "html": _phone_stage_in_each_language(context),
+        "by_answer": [
+            [
+                _phone_stage_in_each_language(
+                    {**context, "answer": Answer(passed=passed, value=json.loads(value))}
+                ),
+                phones,
+            ]
+            for (passed, value), phones in by_answer[:SHARED_ANSWER_STAGES]
+        ],
+        "own": [phone for _, phones in by_answer[SHARED_ANSWER_STAGES:] for phone in phones],
+    }
+
+
+# At most this many different answers get a render of their own in a push to phones, which
+# every phone receives: a room's choices fit, a room's open texts would not.
+SHARED_ANSWER_STAGES = 8
+
+
+def _phone_stage_in_each_language(context: dict) -> dict[str, str]:
     html = {}
     for language, _name in settings.LANGUAGES:
         with translation.override(language):
             html[language] = render_notice("") + render_to_string(
                 "sessions/partials/phone_stage.html", context
             )
-    return {
-        "html": html,
-        "answered": list(activity.answers.values_list("participant_id", flat=True))
-        if activity
-        else [],
-    }
+    return html
+
+
+def stage_from_refresh(refresh: dict, participant_id: int, language: str) -> str | None:
+    """This phone's stage out of a `phone.refresh` push (`_shared_phone_stage`), or None if it
+    must render its own."""
+    for stages, phones in refresh.get("by_answer", []):
+        if participant_id in phones:
+            return stages.get(language)
+    if participant_id in refresh.get("own", []):
+        return None
+    return refresh.get("html", {}).get(language)
 
 
 def after_commit(push: Callable[[int], None], session_id: int) -> None:

@@ -29,6 +29,8 @@ async def test_it_counts_every_answer_of_fifty_phones_once(live_server_url):
     # The measurements were all made (their values are not checked).
     assert report["processes"] == 1
     assert report["fanout_missing"] == 0
+    assert report["close_fanout_missing"] == 0
+    assert report["next_fanout_missing"] == 0
     assert report["reference_fanout_missing"] == 0
     assert report["reference_fanout_p99_ms"] is not None
     assert report["reference_join_failures"] == 0

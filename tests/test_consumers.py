@@ -829,6 +829,44 @@ async def test_phones_share_one_rendered_stage_but_one_that_answered_sees_its_ow
     await silent.disconnect()
 
 
+async def test_closing_answers_renders_each_different_answer_once_not_each_phone(
+    live_session, choice_activity, facilitator
+):
+    """Once a room has answered, a change every phone shows (answers closed, a paused timer)
+    reaches each phone with its own answer, from one render for each different answer in each
+    language rather than one render, and one database trip, for each phone."""
+    await open_activity(live_session, choice_activity)
+    control, _ = await control_view(live_session, facilitator)
+    answers = ["0"] * 6 + ["1"] * 4 + ["pass"] * 2
+    phones = [(await join(live_session))[0] for _ in answers]
+    silent, _ = await join(live_session)
+    for number, (phone, answer) in enumerate(zip(phones, answers, strict=True)):
+        action = "pass" if answer == "pass" else "answer"
+        client_id = f"phone-answer-{number}"
+        await send(
+            phone, action=action, activity=choice_activity.pk, choice=answer, client_id=client_id
+        )
+        await receive_until(phone, client_id)
+    rendered = []
+
+    def record(sender, template, **kwargs):
+        rendered.append(template.name)
+
+    template_rendered.connect(record)
+    try:
+        await send(control, action="lock_answers")
+        stages = [await receive_until(phone, "Answers are closed") for phone in [*phones, silent]]
+    finally:
+        template_rendered.disconnect(record)
+
+    shown = [re.findall(r'value="(\d)" checked', stage) for stage in stages]
+    assert shown == [["0"]] * 6 + [["1"]] * 4 + [[]] * 2 + [[]]
+    # No answer, "0", "1" and the pass, in each language: not one for each of the 13 phones.
+    assert rendered.count("sessions/partials/phone_stage.html") == 4 * len(settings.LANGUAGES)
+    for socket in (*phones, silent, control):
+        await socket.disconnect()
+
+
 @pytest.mark.skipif(
     "CONFIG" not in settings.CHANNEL_LAYERS["default"], reason="the pitfall is Redis's own"
 )
