@@ -21,7 +21,7 @@ from django.utils.translation import gettext, gettext_lazy, gettext_noop, ngette
 
 from .pseudonyms import random_pseudonym
 from .safety import needs_care
-from .text import clean_text
+from .text import clean_text, strip_punctuation
 
 # No 0/O, 1/I/L: codes are read off a projector and typed on a phone.
 JOIN_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -977,10 +977,11 @@ class Activity(models.Model):
             if not text:
                 raise ValidationError(gettext("Write your answer, or pass."))
             return text
-        # Word cloud: up to three words, folded so "Hope", " hope " and "HOPE" count together.
+        # Word cloud: up to three words, folded so "Hope", " hope ", "HOPE" and "hope!" count
+        # together. Only what is counted is stored: the tallies and exports read these words.
         words: list[str] = []
         for typed in _as_strings(data.get("word")):
-            word = clean_text(typed, max_length=WORD_MAX_LENGTH * 4).casefold()
+            word = strip_punctuation(clean_text(typed, max_length=WORD_MAX_LENGTH * 4)).casefold()
             if len(word) > WORD_MAX_LENGTH:
                 raise ValidationError(
                     ngettext(

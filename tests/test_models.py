@@ -13,6 +13,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from sessions import models as session_models
+from sessions.aggregation import summarize
 from sessions.models import (
     JOIN_CODE_ALPHABET,
     JOIN_CODE_LENGTH,
@@ -975,3 +976,90 @@ def test_clean_text_normalizes_to_composed_form():
 def test_clean_text_caps_the_length():
     assert clean_text("abcdefgh", max_length=5) == "abcde"
     assert clean_text("   abc   ", max_length=5) == "abc"
+
+
+# Punctuation in the word cloud, emoji joined by zero-width joiners -------------------------------
+
+# Emoji that are one picture made of several, glued by zero-width joiners (U+200D).
+COUPLE = "\U0001f469\u200d\u2764\ufe0f\u200d\U0001f468"  # 👩‍❤️‍👨
+RAINBOW_FLAG = "\U0001f3f3\ufe0f\u200d\U0001f308"  # 🏳️‍🌈
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # 👨‍👩‍👧‍👦
+TECHNOLOGIST = "\U0001f469\U0001f3fd\u200d\U0001f4bb"  # 👩🏽‍💻, with a skin tone
+PIRATE_FLAG = "\U0001f3f4\u200d\u2620\ufe0f"  # 🏴‍☠️
+HEART_ON_FIRE = "\u2764\ufe0f\u200d\U0001f525"  # ❤️‍🔥
+
+
+def test_punctuation_around_a_word_does_not_split_it_in_the_word_cloud(live_session):
+    activity = add_activity(live_session, Kind.WORD_CLOUD)
+    live_session.open_activity(activity)
+    for typed in (["Hope!", "\u00a1Esperanza!"], ["hope", "esperanza"], ["(hope)", "calm..."]):
+        participant, _ = live_session.add_participant()
+        participant.answer(activity.pk, {"word": typed})
+
+    result = summarize(activity, 3)
+
+    assert [(word.text, word.count) for word in result.words] == [
+        ("hope", 3),
+        ("esperanza", 2),
+        ("calm", 1),
+    ]
+    tallies = dict(activity.tallies.values_list("key", "count"))
+    assert {key: count for key, count in tallies.items() if key.startswith("word:")} == {
+        "word:hope": 3,
+        "word:esperanza": 2,
+        "word:calm": 1,
+    }
+
+
+def test_punctuation_inside_a_word_and_symbols_are_kept(word_cloud):
+    typed = ["Self-care!", '"don\'t"', "<3"]
+
+    assert word_cloud.clean_answer({"word": typed}) == ["self-care", "don't", "<3"]
+
+
+def test_punctuation_around_each_word_of_an_entry_goes(word_cloud):
+    typed = ["(new) beginnings!", "hope ... calm", "\u00bfY t\u00fa?"]
+
+    assert word_cloud.clean_answer({"word": typed}) == ["new beginnings", "hope calm", "y t\u00fa"]
+
+
+def test_a_word_of_punctuation_alone_is_not_a_word(word_cloud):
+    assert word_cloud.clean_answer({"word": ["!!!", "calm", "...", "Calm?"]}) == ["calm"]
+    with pytest.raises(ValidationError, match="at least one word"):
+        word_cloud.clean_answer({"word": ["!!!", " ? "]})
+
+
+def test_emoji_joined_by_zero_width_joiners_survive_clean_text():
+    for emoji in (COUPLE, RAINBOW_FLAG, FAMILY, TECHNOLOGIST, PIRATE_FLAG, HEART_ON_FIRE):
+        assert clean_text(emoji, max_length=100) == emoji
+    typed = f"Proud {RAINBOW_FLAG}\nand loved {COUPLE}"
+    assert clean_text(typed, max_length=100, keep_newlines=True) == typed
+
+
+def test_a_zero_width_joiner_is_dropped_unless_it_joins_two_emoji():
+    assert clean_text(f"ca\u200dlm {RAINBOW_FLAG}", max_length=100) == f"calm {RAINBOW_FLAG}"
+    assert clean_text("\U0001f469\u200dx x\u200d\U0001f469", max_length=100) == (
+        "\U0001f469x x\U0001f469"
+    )
+    assert clean_text("\U0001f469\u200d \U0001f468", max_length=100) == "\U0001f469 \U0001f468"
+    assert clean_text("\u200d\U0001f469\u200d", max_length=100) == "\U0001f469"
+
+
+def test_a_length_cap_inside_an_emoji_leaves_no_joiner_joining_nothing():
+    assert clean_text(COUPLE, max_length=2) == "\U0001f469"
+
+
+def test_the_word_cloud_counts_a_rainbow_flag_and_a_couple_as_one_word_each(live_session):
+    activity = add_activity(live_session, Kind.WORD_CLOUD)
+    live_session.open_activity(activity)
+    for typed in ([RAINBOW_FLAG, COUPLE], [f"{RAINBOW_FLAG}!"], ["\U0001f3f3\ufe0f"]):
+        participant, _ = live_session.add_participant()
+        participant.answer(activity.pk, {"word": typed})
+
+    result = summarize(activity, 3)
+
+    assert [(word.text, word.count) for word in result.words] == [
+        (RAINBOW_FLAG, 2),
+        ("\U0001f3f3\ufe0f", 1),
+        (COUPLE, 1),
+    ]
