@@ -64,11 +64,19 @@ class Result:
     to_moderate: list[OpenText] = field(default_factory=list)
     # Open words that may signal a crisis: for the facilitator's eyes only, never projected.
     flagged: list[str] = field(default_factory=list)
+    # How many answers were flagged, from the tallies: still known once the retention rule has
+    # deleted the answers (and with them the texts in `flagged`).
+    flagged_count: int = 0
 
     @property
     def shown_count(self) -> int:
-        """The answers the room may see: flagged ones are for the facilitator only."""
-        return self.answered - len(self.flagged)
+        """The answers that count toward the result: flagged ones are for the facilitator only.
+
+        Every count next to a result or the threshold (projector, control view, summary,
+        exports) is this one, so that "N answered" never reaches the threshold while the
+        result stays hidden.
+        """
+        return self.answered - self.flagged_count
 
     @property
     def hidden(self) -> bool:
@@ -93,7 +101,8 @@ def summarize(activity: Activity, threshold: int) -> Result:
     tallies = dict(activity.tallies.values_list("key", "count"))
     result.answered = tallies.get("answered", 0)
     result.passed = tallies.get("passed", 0)
-    if tallies.get("flagged"):
+    result.flagged_count = tallies.get("flagged", 0)
+    if result.flagged_count:
         flagged = activity.answers.filter(flagged=True).order_by("pk")
         result.flagged = sorted(
             (_as_text(value) for value in flagged.values_list("value", flat=True)),

@@ -482,3 +482,24 @@ def test_a_flagged_answer_does_not_count_towards_showing_results(live_session):
     assert result.shown_count == 2
     assert result.flagged == ["some days I want to die"]
     assert "some days I want to die" not in result.texts
+
+
+def test_a_flagged_answer_stays_out_of_the_count_once_the_answers_are_deleted(live_session):
+    activity = add_activity(live_session, Kind.WORD_CLOUD)
+    respond(
+        live_session,
+        activity,
+        {"word": "calm"},
+        {"word": "tired"},
+        {"word": "hopeful"},
+        {"word": "suicidal"},
+    )
+    live_session.end()
+
+    live_session.delete_raw_answers()
+    result = summarize(activity, 3)
+
+    # The texts are gone with the answers; the count of flagged ones is kept in the tallies.
+    assert (result.answered, result.flagged_count, result.shown_count) == (4, 1, 3)
+    assert result.flagged == []
+    assert not result.hidden

@@ -382,3 +382,45 @@ def test_a_visitor_who_is_not_signed_in_is_sent_to_sign_in(client, reviewed, nam
 
     assert response.status_code == 302
     assert response.url.startswith(reverse("login"))
+
+
+# Answers flagged as possibly needing care ----------------------------------------------------
+
+
+def test_the_pdf_counts_what_the_results_csv_counts_and_names_the_flagged_answers_apart(reviewed):
+    reviewed.end()
+
+    text = " ".join(" ".join(pdf_pages(exports.summary_pdf(reviewed))).split())
+    rows = read_csv(exports.aggregates_csv(reviewed))
+
+    # The word cloud: 4 answered, one flagged. The open text: 6 answered, one flagged.
+    cloud = text.split("One word for today", 1)[1].split("What helps you connect?", 1)[0]
+    (cloud_answered,) = {row["answered"] for row in rows_of(rows, "One word for today")}
+    assert f"{cloud_answered} answered · 0 passed" in cloud
+    assert "4 answered" not in cloud
+    assert "+1 answer that may need care" in cloud
+    opened = text.split("What helps you connect?", 1)[1].split("Too few answered this", 1)[0]
+    (open_answered,) = {row["answered"] for row in rows_of(rows, "What helps you connect?")}
+    assert f"{open_answered} answered · 0 passed" in opened
+    assert "6 answered" not in opened
+    assert "+1 answer that may need care" in opened
+
+
+def test_the_counts_exported_stay_the_same_after_the_retention_rule(reviewed):
+    reviewed.end()
+
+    def counts() -> tuple[dict[str, str], dict[str, int]]:
+        rows = read_csv(exports.aggregates_csv(reviewed))
+        agenda = json.loads(exports.session_json(reviewed))["agenda"]
+        return (
+            {row["prompt"]: row["answered"] for row in rows},
+            {item["prompt"]: item["result"]["answered"] for item in agenda if item["result"]},
+        )
+
+    before = counts()
+    reviewed.delete_raw_answers()
+
+    # The flagged answers were deleted with the rest: they still do not count.
+    assert counts() == before
+    assert before[0]["One word for today"] == "3"
+    assert before[1]["One word for today"] == 3

@@ -416,3 +416,73 @@ def test_without_the_groups_consent_no_nickname_is_kept(facilitator):
 
     assert not group.members.exists()
     assert not any(name.startswith("attune_member") for name in phone.cookies)
+
+
+# Answers flagged as possibly needing care ------------------------------------------------------
+
+CARE_NOTE = "+1 answer that may need care, for your attention only and not counted in the results."
+
+
+def five_answers_one_flagged(facilitator, *, end: bool) -> Session:
+    """An open question (shown from 5 answers) answered by five people, one with words that
+    may signal distress: four answers count toward the result, so it stays hidden."""
+    session = Session.objects.create(facilitator=facilitator, title="Small group")
+    session.start()
+    question = add_activity(session, Activity.Kind.OPEN_TEXT, "What weighs on you?")
+    answer_all(session, question, ["Work", "Sleep", "Rain", "My dog", "some days I want to die"])
+    if end:
+        session.end()
+    return session
+
+
+def test_while_hidden_the_flagged_answer_is_not_counted_and_only_the_facilitator_hears_of_it(
+    signed_in, facilitator
+):
+    session = five_answers_one_flagged(facilitator, end=False)
+
+    control = text_of(signed_in.get(f"/sessions/{session.pk}/control/"))
+    projector = text_of(signed_in.get(f"/sessions/{session.pk}/projector/"))
+
+    assert "Results appear once 5 people have answered (4 so far)." in control
+    assert "(5 so far)" not in control
+    assert CARE_NOTE in control
+    # The room sees the same count, and nothing of the flagged answer.
+    assert "4 answers" in projector
+    assert "Results appear once 5 people have answered." in projector
+    for words in ("may need care", "not counted", "flagged", "+1", "want to die"):
+        assert words not in projector
+
+
+def test_the_summary_does_not_say_five_answered_next_to_fewer_than_five_answered(
+    signed_in, facilitator
+):
+    session = five_answers_one_flagged(facilitator, end=True)
+
+    page = text_of(signed_in.get(f"/sessions/{session.pk}/summary/"))
+
+    assert "4 answered · 0 passed" in page
+    assert "5 answered" not in page
+    assert "Fewer than 5 people answered, so this result stays hidden." in page
+    assert CARE_NOTE in page
+    assert "some days I want to die" in page  # under "Answers that may need care"
+
+
+def test_a_shown_result_tells_the_facilitator_but_not_the_room_of_a_flagged_answer_left_out(
+    signed_in, facilitator
+):
+    session = Session.objects.create(facilitator=facilitator, title="Small group")
+    session.start()
+    cloud = add_activity(session, Activity.Kind.WORD_CLOUD, "One word for today")
+    session.open_activity(cloud)
+    for words in (["hope"], ["calm"], ["hope"], ["suicidal"]):
+        session.add_participant()[0].answer(cloud.pk, {"word": words})
+
+    control = text_of(signed_in.get(f"/sessions/{session.pk}/control/"))
+    projector = text_of(signed_in.get(f"/sessions/{session.pk}/projector/"))
+
+    assert "hope" in control and "calm" in control
+    assert CARE_NOTE in control
+    assert "3 answers" in projector
+    assert "hope" in projector
+    for words in ("may need care", "not counted", "+1", "suicidal"):
+        assert words not in projector
