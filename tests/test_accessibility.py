@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from sessions.models import Activity, Group, Session
+from sessions.models import Activity, Answer, Group, Session
 from tests.conftest import ARTIFACTS, ROOT, add_activity, in_thread
-from tests.test_review import circle
+from tests.test_review import answer_all, circle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -168,10 +168,133 @@ def test_the_projector_is_readable_from_the_back_of_the_room(
         expect(page.locator(".join-code")).to_be_visible()
         expect(page.locator(".join-code")).to_be_in_viewport()
         assert page.evaluate(SMALL_TEXT) == [], f"text under 24px on the projector ({kind})"
+        assert page.evaluate(ZOOM) == "", f"the usual {kind} step zoomed out to fit 720 pixels"
         check_page(page, f"projector-{kind}-{theme}", problems)
     assert not problems, report(problems)
     # The projector never shows the facilitator's script or notes.
     assert "About 2 minutes" not in page.content()
+
+
+ZOOM = "document.querySelector('.projector-root').style.zoom"
+FITS = """() => document.documentElement.scrollHeight <= innerHeight
+             && document.documentElement.scrollWidth <= innerWidth"""
+LONG_WORD = "Supercalifragilisticexpialidocious" * 6
+
+
+def open_with_answers(session: Session, kind: str, prompt: str, values: list, **fields) -> None:
+    session.refresh_from_db()
+    activity = add_activity(session, kind, prompt, **fields)
+    answer_all(session, activity, values)
+    session.refresh_from_db()
+    session.set_results_visible(True)
+
+
+def test_the_projector_shows_the_whole_stage_on_the_screen_whatever_it_holds(
+    projector_session, facilitator_cookie, browser, live_server_url
+):
+    """A 720-pixel projector never needs scrolling, which nobody can do on it: the lobby with
+    its code, a question with eleven options, a 1 to 10 scale, an approved text that is one
+    long word. What does not fit at full size is zoomed out until it does."""
+    page = new_page(
+        browser, theme="light", viewport=PROJECTOR, cookie=facilitator_cookie, url=live_server_url
+    )
+    url = f"{live_server_url}/sessions/{projector_session.pk}/projector/"
+
+    def look(name: str) -> None:
+        page.goto(url)
+        page.wait_for_load_state()
+        assert page.evaluate(FITS), f"{name}: the projector needs scrolling"
+        expect(page.locator(".join-code")).to_be_in_viewport()
+        page.screenshot(path=ARTIFACTS / f"projector-fits-{name}.png")
+
+    in_thread(lambda: projector_session.close_activity())
+    look("lobby")
+    assert page.evaluate(ZOOM) == ""
+
+    options = [f"Option {number} in a few words" for number in range(1, 12)]
+    in_thread(
+        lambda: open_with_answers(
+            projector_session,
+            Activity.Kind.SINGLE_CHOICE,
+            "How was your week?",
+            [number % 11 for number in range(12)],
+            options=options,
+        )
+    )
+    look("eleven-options")
+    for option in options:
+        expect(page.locator(".bar", has_text=option)).to_be_in_viewport()
+
+    in_thread(
+        lambda: open_with_answers(
+            projector_session,
+            Activity.Kind.SCALE,
+            "How rested do you feel?",
+            [number % 10 + 1 for number in range(12)],
+            scale_min=1,
+            scale_max=10,
+        )
+    )
+    look("ten-points")
+    expect(page.locator(".bar").last).to_be_in_viewport()
+
+    in_thread(
+        open_with_answers,
+        projector_session,
+        Activity.Kind.OPEN_TEXT,
+        "One word for it?",
+        [LONG_WORD, "Tea", "A walk", "My sister", "Group chats"],
+    )
+    in_thread(approve_all, projector_session)
+    look("long-word")
+    expect(page.get_by_text(LONG_WORD)).to_be_in_viewport()
+
+
+def test_a_push_keeps_the_facilitators_place_in_the_control_view(
+    projector_session, facilitator_cookie, browser, live_server_url
+):
+    """Each answer and each action pushes the control view's live region anew. The script the
+    facilitator folded away stays folded, the button they are on keeps the keyboard focus (also
+    when "Lock answers" becomes "Unlock answers"), and a long word in an answer does not widen
+    the page past the screen and push the moderation buttons out of sight."""
+    in_thread(
+        lambda: open_with_answers(
+            projector_session,
+            Activity.Kind.OPEN_TEXT,
+            "One word for it?",
+            [LONG_WORD, "Tea", "A walk", "My sister", "Group chats"],
+            script="Read the answers out slowly.",
+        )
+    )
+    page = new_page(
+        browser,
+        theme="light",
+        viewport={"width": 1366, "height": 768},
+        cookie=facilitator_cookie,
+        url=live_server_url,
+    )
+    page.goto(f"{live_server_url}/sessions/{projector_session.pk}/control/")
+    page.wait_for_load_state()
+    assert page.evaluate(FITS.replace("scrollHeight <= innerHeight", "scrollHeight > 0"))
+    page.screenshot(path=ARTIFACTS / "control-long-word.png", full_page=True)
+
+    page.locator(".script summary").click()
+    expect(page.locator(".script")).not_to_have_attribute("open", "")
+    page.get_by_role("button", name="Lock answers").focus()
+    page.keyboard.press("Enter")
+
+    expect(page.get_by_role("button", name="Unlock answers")).to_be_focused()
+    expect(page.locator(".script")).not_to_have_attribute("open", "")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Lock answers")).to_be_focused()
+    expect(page.locator(".script")).to_contain_text("Read the answers out slowly.")
+    expect(page.locator(".script")).not_to_have_attribute("open", "")
+
+
+def approve_all(session: Session) -> None:
+    session.refresh_from_db()
+    for answer in session.current_activity.answers.all():
+        session.moderate(answer.pk, Answer.Moderation.APPROVED)
 
 
 def test_the_projector_switches_theme_with_d_and_keeps_it(

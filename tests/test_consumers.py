@@ -524,7 +524,7 @@ async def test_hiding_results_hides_them_on_the_projector_only(
     control, _ = await control_view(live_session, facilitator)
     phone, _ = await join(live_session)
     await send(control, action="hide_results")
-    await receive_until(projector, "Results will be shown soon")
+    await receive_until(projector, "Results appear here when the facilitator shows them")
     await receive_until(control, ">Show results<")
     # Phones are not re-rendered for a projector-only change: it would wipe a half-typed answer.
     assert await phone.receive_nothing(timeout=0.5)

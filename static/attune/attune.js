@@ -308,6 +308,74 @@
     if (read && read < shown && shown - read < CLOCK_SET_BACK_US) event.detail.shouldSwap = false;
   });
 
+  // The projector shows the whole stage, never a scroll bar: a stage taller or wider than the
+  // screen (a question with many options, long texts, a small screen) is zoomed out until it
+  // fits, and back in when it fits again. The results are zoomed first, so that results
+  // appearing under a question do not move the question; then the whole stage. The usual steps
+  // fit a 720-pixel screen unzoomed.
+  var SMALLEST_ZOOM = 0.5;
+  function overflow() {
+    var page = document.documentElement;
+    return Math.max(page.scrollHeight / window.innerHeight, page.scrollWidth / window.innerWidth);
+  }
+  function zoomToFit(element) {
+    var zoom = 1;
+    for (var tries = 0; tries < 5 && zoom > SMALLEST_ZOOM && overflow() > 1.002; tries++) {
+      // The element's share of the page shrinks with it, so this converges from above.
+      zoom = Math.max(SMALLEST_ZOOM, zoom / overflow() - 0.01);
+      element.style.zoom = String(zoom);
+    }
+  }
+  function fitProjector() {
+    var root = document.querySelector(".projector-root");
+    if (!root) return;
+    var results = root.querySelector(".projector-stage .results");
+    root.style.zoom = "";
+    if (results) results.style.zoom = "";
+    if (overflow() <= 1.002) return;
+    if (results) zoomToFit(results);
+    zoomToFit(root);
+  }
+  document.addEventListener("DOMContentLoaded", fitProjector);
+  document.addEventListener("htmx:wsAfterMessage", fitProjector);
+  window.addEventListener("resize", fitProjector);
+
+  // A push replaces #control-live whole, and the ws extension's out-of-band swap keeps neither
+  // the keyboard focus nor a folded <details>: both are put back, so a facilitator who folded
+  // the script away or is tabbing through the buttons does not lose their place at each answer.
+  // A toggle button keeps its id across its two states (lock / unlock answers, say).
+  var folded = {};
+  document.addEventListener("toggle", function (event) {
+    var key = event.target.dataset && event.target.dataset.keepFolded;
+    if (key) folded[key] = !event.target.open;
+  }, true);
+  var refocus = null;
+  // A button without an id (approve this answer, say): the one with the same name and values.
+  function sameControl(element) {
+    var selector = "";
+    ["name", "value", "hx-vals"].forEach(function (name) {
+      var value = element.getAttribute(name);
+      if (value !== null) selector += "[" + name + '="' + CSS.escape(value) + '"]';
+    });
+    return selector ? element.tagName.toLowerCase() + selector : null;
+  }
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var active = document.activeElement;
+    if (event.detail.target && active && active !== document.body && event.detail.target.contains(active)) {
+      refocus = active.id ? "#" + CSS.escape(active.id) : sameControl(active);
+    }
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    document.querySelectorAll("details[data-keep-folded]").forEach(function (details) {
+      var key = details.dataset.keepFolded;
+      if (key in folded) details.open = !folded[key];
+    });
+    var active = document.activeElement;
+    var element = refocus && (!active || active === document.body) && document.querySelector(refocus);
+    if (element) element.focus({ preventScroll: true });
+    refocus = null;
+  });
+
   // Exactly once: each answer carries an id made here. Until the server acknowledges that id
   // (it does so only once the answer is stored), the answer is kept to be sent again.
   var pending = null;
