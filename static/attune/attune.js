@@ -404,4 +404,99 @@
       pending = null;
     }
   });
+
+  // Phones: what a tap did is shown where the person is. On a small phone the question, its
+  // options and the buttons are taller than the screen, and whoever just tapped Send or Pass is
+  // scrolled down to the buttons, far from the top of the stage. So the answer's state sits just
+  // above the buttons (phone_stage.html), the notice and the connection state stick to the
+  // bottom of the screen (.phone-feedback in phone.html), and this keeps both in view without
+  // covering the buttons. A new activity is read from its heading, as a new page would be.
+  // Whole, rather than in part: buttons peeking in at the bottom of the screen are not where
+  // the person is, and a page that moved at each frame would be hard to read.
+  function wholeOnScreen(element) {
+    var box = element.getBoundingClientRect();
+    return box.top >= 0 && box.bottom <= window.innerHeight;
+  }
+  // A field the person writes in (not a radio button, which is focused once tapped).
+  function writingIn(element) {
+    return element && (element.tagName === "TEXTAREA" || (element.tagName === "INPUT" && element.type === "text"));
+  }
+  // The notice or the connection state stuck over the buttons: the page moves up by as much,
+  // which brings the buttons above it (at most to its own place under the stage).
+  function uncoverButtons() {
+    var actions = document.querySelector("#phone-stage .actions");
+    var feedback = document.querySelector(".phone-feedback");
+    if (!actions || !feedback || !feedback.offsetHeight || !wholeOnScreen(actions)) return;
+    var overlap = actions.getBoundingClientRect().bottom - feedback.getBoundingClientRect().top;
+    if (overlap > 0) window.scrollBy(0, overlap);
+  }
+  // What the phone showed before a frame from the server is swapped in.
+  var beforeFrame = null;
+  document.addEventListener("htmx:wsBeforeMessage", function () {
+    var stage = document.getElementById("phone-stage");
+    var heading = stage && stage.querySelector("h1");
+    var actions = stage && stage.querySelector(".actions");
+    var active = document.activeElement;
+    beforeFrame = stage ? {
+      heading: heading ? heading.textContent.trim() : "",
+      atButtons: Boolean(actions && wholeOnScreen(actions)),
+      writingIn: writingIn(active) && stage.contains(active) ? active : null,
+    } : null;
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    var before = beforeFrame, stage = document.getElementById("phone-stage");
+    beforeFrame = null;
+    if (!before || !stage) return;
+    var heading = stage.querySelector("h1");
+    if ((heading ? heading.textContent.trim() : "") !== before.heading) {
+      // A new activity: from its heading, unless the person is writing in a field that stays
+      // (hx-preserve: the facilitator reworded the question being answered).
+      var stillWriting = before.writingIn && stage.contains(before.writingIn);
+      if (!stillWriting && stage.getBoundingClientRect().top < 0) stage.scrollIntoView({ block: "start" });
+    } else if (before.atButtons) {
+      // The same activity, for someone at its buttons: they stay on screen, with the answer's
+      // state above them (received, passed, closed) whole, and a notice (a refusal) not over them.
+      var actions = stage.querySelector(".actions"), state = stage.querySelector(".state");
+      if (actions && !wholeOnScreen(actions)) actions.scrollIntoView({ block: "nearest" });
+      if (state && !wholeOnScreen(state)) state.scrollIntoView({ block: "nearest" });
+      uncoverButtons();
+    }
+  });
+  // "Reconnecting…" appears at the bottom of the screen, over the buttons of someone at them.
+  document.addEventListener("htmx:wsClose", uncoverButtons);
+
+  // An answer changed on the phone and not sent yet must not sit under "Answer received": until
+  // the server's next stage for it, the state says it is not sent (data-unsent, in the phone's
+  // language). That stage may be the one shown already (an answer changed and changed back),
+  // which is not swapped in again: the acknowledgement of the answer sent since the last change
+  // then puts "Answer received" back.
+  function markUnsent(event) {
+    var form = event.target.closest && event.target.closest("#phone-stage .answer-form");
+    var state = form && form.querySelector(".state.received");
+    if (!state || !state.dataset.unsent) return;
+    delete state.dataset.sentAs;
+    if (state.classList.contains("unsent")) return;
+    state.dataset.receivedText = state.textContent;
+    state.textContent = state.dataset.unsent;
+    state.classList.add("unsent");
+  }
+  document.addEventListener("change", markUnsent);
+  document.addEventListener("input", markUnsent);
+  document.addEventListener("htmx:wsAfterSend", function (event) {
+    var state = document.querySelector("#phone-stage .state.unsent");
+    var body;
+    try { body = JSON.parse(event.detail.message); } catch (error) { return; }
+    if (state && body && body.action === "answer" && body.client_id) state.dataset.sentAs = body.client_id;
+  });
+  document.addEventListener("htmx:wsAfterMessage", function (event) {
+    var state = document.querySelector("#phone-stage .state.unsent");
+    var message = event.detail.message;
+    if (state && state.dataset.sentAs && typeof message === "string" &&
+        message.indexOf('data-ack="' + state.dataset.sentAs + '"') !== -1) {
+      state.textContent = state.dataset.receivedText;
+      state.classList.remove("unsent");
+      delete state.dataset.receivedText;
+      delete state.dataset.sentAs;
+    }
+  });
 })();
