@@ -225,6 +225,9 @@ class ParticipantConsumer(LiveConsumer):
     session_id: int
     # This socket's Connection row: the phone counts as present while it exists.
     connection_id: int | None = None
+    # What this socket stored last (live.answer_key), which a push read a moment earlier may
+    # not know of yet; after a withdrawal, anything such a push says of its answers is stale.
+    stored_answer: list | None = None
 
     async def connect(self) -> None:
         # Accepted before anything else: when a whole room arrives at once, the database work
@@ -268,10 +271,13 @@ class ParticipantConsumer(LiveConsumer):
             self.participant, message.get("activity"), message, passed=message["action"] == "pass"
         )
         try:
-            html = await batches.store(
+            html, self.stored_answer = await batches.store(
                 request,
                 self.language,
-                lambda answer: _acknowledge(self.participant, message, answer),
+                lambda answer: (
+                    _acknowledge(self.participant, message, answer),
+                    live.answer_key(answer),
+                ),
             )
         except IntegrityError:
             if await database_sync_to_async(self.participant.is_still_here)():
@@ -284,11 +290,14 @@ class ParticipantConsumer(LiveConsumer):
 
     async def withdraw(self, message: dict[str, Any]) -> None:
         html = await database_sync_to_async(speaking(self.language, _withdraw))(self.participant)
+        self.stored_answer = live.WITHDRAWN
         live.results_changed(self.session_id)
         await self.send(text_data=html)
 
     async def phone_refresh(self, event: dict[str, Any]) -> None:
-        html = live.stage_from_refresh(event, self.participant_id, self.language)
+        html = live.stage_from_refresh(
+            event, self.participant_id, self.language, self.stored_answer
+        )
         if html is None:
             html = await database_sync_to_async(speaking(self.language, _render_phone))(
                 self.participant_id

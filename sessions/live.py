@@ -445,11 +445,12 @@ def _shared_phone_stage(session: Session) -> dict:
     """What every phone shows, rendered once for all of them in each language (each phone
     picks its own), for a `phone.refresh` push; `stage_from_refresh` picks a phone's out of it.
 
-    - "html": the stage of phones without an answer;
-    - "by_answer": for the most common answers, the stage that phones which gave it show, with
-      those phones. It shows the answer, nothing else of the phone's own, so a room that
-      answered a choice needs a few renders in all, not one per phone;
-    - "own": phones with any other answer (open text, say), which render their own stage.
+    - "html": the stage of phones without an answer to "activity";
+    - "by_answer": for the answers that several phones gave (the most common first), the stage
+      those phones show, the phones, and the answer (`answer_key`). That stage shows the answer
+      and nothing else of the phone's own, so a room that answered a choice needs a few renders
+      in all, not one per phone;
+    - "own": phones with any other answer (an open text, say), which render their own stage.
 
     In a pair round each phone shows its own group, so each renders its own.
     """
@@ -463,7 +464,9 @@ def _shared_phone_stage(session: Session) -> dict:
     ):
         phones_by_answer.setdefault((passed, json.dumps(value)), []).append(participant_id)
     by_answer = sorted(phones_by_answer.items(), key=lambda item: len(item[1]), reverse=True)
+    shared = [item for item in by_answer[:SHARED_ANSWER_STAGES] if len(item[1]) > 1]
     return {
+        "activity": activity.pk if activity else None,
         "html": _phone_stage_in_each_language(context),
         "by_answer": [
             [
@@ -471,16 +474,27 @@ def _shared_phone_stage(session: Session) -> dict:
                     {**context, "answer": Answer(passed=passed, value=json.loads(value))}
                 ),
                 phones,
+                [activity.pk, passed, value],
             ]
-            for (passed, value), phones in by_answer[:SHARED_ANSWER_STAGES]
+            for (passed, value), phones in shared
         ],
-        "own": [phone for _, phones in by_answer[SHARED_ANSWER_STAGES:] for phone in phones],
+        "own": [phone for item in by_answer if item not in shared for phone in item[1]],
     }
 
 
 # At most this many different answers get a render of their own in a push to phones, which
 # every phone receives: a room's choices fit, a room's open texts would not.
 SHARED_ANSWER_STAGES = 8
+
+
+# What a phone's socket stored last once it deleted its answers: a push read before that may
+# still list them, so the phone renders its own stage until it answers again.
+WITHDRAWN = ["withdrawn"]
+
+
+def answer_key(answer: Answer) -> list:
+    """What a phone's stage shows of its answer, as `_shared_phone_stage` names it."""
+    return [answer.activity_id, answer.passed, json.dumps(answer.value)]
 
 
 def _phone_stage_in_each_language(context: dict) -> dict[str, str]:
@@ -493,13 +507,20 @@ def _phone_stage_in_each_language(context: dict) -> dict[str, str]:
     return html
 
 
-def stage_from_refresh(refresh: dict, participant_id: int, language: str) -> str | None:
+def stage_from_refresh(
+    refresh: dict, participant_id: int, language: str, stored: list | None = None
+) -> str | None:
     """This phone's stage out of a `phone.refresh` push (`_shared_phone_stage`), or None if it
-    must render its own."""
-    for stages, phones in refresh.get("by_answer", []):
+    must render its own. `stored`: the answer this phone's socket stored last (`answer_key`).
+    The push read the answers moments before it reached this phone, which may have stored a
+    different one since: then the phone renders its own, read afresh."""
+    if stored == WITHDRAWN:
+        return None
+    mine = stored if stored and stored[0] == refresh.get("activity") else None
+    for stages, phones, key in refresh.get("by_answer", []):
         if participant_id in phones:
-            return stages.get(language)
-    if participant_id in refresh.get("own", []):
+            return stages.get(language) if mine in (None, key) else None
+    if mine or participant_id in refresh.get("own", []):
         return None
     return refresh.get("html", {}).get(language)
 

@@ -22,12 +22,19 @@ from django.db import connection, transaction
 from django.test import Client
 from django.test.signals import template_rendered
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from facilitation.asgi import application
 from sessions import batches, live, presence
-from sessions.consumers import CLOSE_NOT_ALLOWED, _acknowledge
-from sessions.models import Activity, Answer, AnswerRequest, ServerProcess, Session
+from sessions.consumers import CLOSE_NOT_ALLOWED, _acknowledge, _render_phone
+from sessions.models import (
+    Activity,
+    Answer,
+    AnswerBatch,
+    AnswerRequest,
+    ServerProcess,
+    Session,
+)
 from tests.conftest import add_activity
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -865,6 +872,87 @@ async def test_closing_answers_renders_each_different_answer_once_not_each_phone
     assert rendered.count("sessions/partials/phone_stage.html") == 4 * len(settings.LANGUAGES)
     for socket in (*phones, silent, control):
         await socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [
+        (Activity.Kind.SINGLE_CHOICE, {"choice": "2"}),
+        (Activity.Kind.MULTIPLE_CHOICE, {"choice": ["0", "2"]}),
+        (Activity.Kind.SCALE, {"value": "3"}),
+        (Activity.Kind.WORD_CLOUD, {"word": ["hope", "tea"]}),
+        (Activity.Kind.OPEN_TEXT, {"text": "A walk"}),
+    ],
+)
+@pytest.mark.parametrize("locked", [False, True])
+def test_a_shared_stage_is_the_very_stage_each_phone_would_render_itself(
+    live_session, kind, data, locked
+):
+    activity = add_activity(live_session, kind, "How was it?")
+    live_session.open_activity(activity)
+    answering, passing, silent = (
+        [live_session.add_participant()[0] for _ in range(count)] for count in (2, 2, 1)
+    )
+    for person in answering:
+        person.answer(activity.pk, data)
+    for person in passing:
+        AnswerBatch.store_one(AnswerRequest(person, activity.pk, {}, passed=True))
+    live_session.set_answers_locked(locked)
+
+    refresh = live._shared_phone_stage(live.read_for_render(live_session.pk))
+
+    for person in [*answering, *passing, *silent]:
+        for language, _name in settings.LANGUAGES:
+            shared = live.stage_from_refresh(refresh, person.pk, language)
+            with translation.override(language):
+                assert shared == _render_phone(person.pk)
+
+
+async def test_a_phone_that_changed_its_answer_after_a_push_was_read_shows_its_new_answer(
+    live_session, choice_activity
+):
+    """A push lists which phones gave which answer as it read them; a phone that changed its
+    answer since (its acknowledgement came first) must not be shown the old one."""
+    await open_activity(live_session, choice_activity)
+    changing, _ = await join(live_session)
+    steady, _ = await join(live_session)
+    for number, phone in enumerate((changing, steady)):
+        await send(
+            phone,
+            action="answer",
+            activity=choice_activity.pk,
+            choice="0",
+            client_id=f"phone-answer-a{number}",
+        )
+        await receive_until(phone, f"phone-answer-a{number}")
+    read_before = await database_sync_to_async(
+        lambda: live._shared_phone_stage(live.read_for_render(live_session.pk))
+    )()
+    await send(
+        changing,
+        action="answer",
+        activity=choice_activity.pk,
+        choice="1",
+        client_id="phone-answer-b0",
+    )
+    await receive_until(changing, "phone-answer-b0")
+
+    await get_channel_layer().group_send(
+        live.participants_group(live_session.pk), {"type": "phone.refresh", **read_before}
+    )
+
+    assert re.findall(r'value="(\d)" checked', await receive_until(changing, "phone-stage")) == [
+        "1"
+    ]
+    assert re.findall(r'value="(\d)" checked', await receive_until(steady, "phone-stage")) == ["0"]
+    await send(changing, action="withdraw")
+    await receive_until(changing, "answer deleted")
+    await get_channel_layer().group_send(
+        live.participants_group(live_session.pk), {"type": "phone.refresh", **read_before}
+    )
+    assert "checked" not in await receive_until(changing, "phone-stage")
+    await changing.disconnect()
+    await steady.disconnect()
 
 
 @pytest.mark.skipif(
