@@ -11,7 +11,11 @@ _COMBINING_CATEGORIES = {"Mn", "Mc", "Me"}
 MAX_COMBINING_MARKS = 4
 
 # The zero-width joiner glues emoji into one picture: 👩 ZWJ ❤️ ZWJ 👨 is a couple, 🏳️ ZWJ 🌈 the
-# rainbow flag. Anywhere else it only hides inside words, so it is kept between two emoji alone.
+# rainbow flag. It is kept between two emoji alone (any two, even a pair no font joins, which then
+# shows as the two). Elsewhere it is dropped, as before, with the other invisible characters:
+# it can hide inside a word, though Persian and the scripts of India use it (and the non-joiner)
+# in ordinary writing, which loses them here. The tag characters of the England, Scotland and
+# Wales flags go too: those show as a black flag.
 _ZERO_WIDTH_JOINER = "\u200d"
 # What may stand between an emoji and its joiner: the variation selector that asks for the
 # coloured form (U+FE0F) and the skin tones (U+1F3FB to U+1F3FF).
@@ -84,7 +88,7 @@ def strip_punctuation(value: str) -> str:
     words = []
     for word in value.split():
         start, end = 0, len(word)
-        while start < end and _is_punctuation(word[start]):
+        while start < end and _is_punctuation(word[start]) and not _keycap(word, start):
             start += 1
         while end > start and _is_punctuation(word[end - 1]):
             end -= 1
@@ -95,6 +99,11 @@ def strip_punctuation(value: str) -> str:
 
 def _is_punctuation(char: str) -> bool:
     return unicodedata.category(char).startswith("P")
+
+
+def _keycap(word: str, index: int) -> bool:
+    """Whether the character at `index` starts a keycap emoji (#️⃣, *️⃣): it is the emoji."""
+    return word[index + 1 : index + 2] in ("\ufe0f", "\u20e3")
 
 
 def _joins_emoji(before: list[str], after: str) -> bool:

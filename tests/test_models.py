@@ -25,7 +25,7 @@ from sessions.models import (
     new_join_code,
     normalize_join_code,
 )
-from sessions.text import clean_text
+from sessions.text import clean_text, strip_punctuation
 from tests.conftest import add_activity
 
 Kind = Activity.Kind
@@ -1063,3 +1063,9 @@ def test_the_word_cloud_counts_a_rainbow_flag_and_a_couple_as_one_word_each(live
         ("\U0001f3f3\ufe0f", 1),
         (COUPLE, 1),
     ]
+
+
+def test_a_keycap_emoji_is_a_word_of_its_own_in_the_word_cloud():
+    assert (
+        strip_punctuation("#\ufe0f\u20e3 *\ufe0f\u20e3 #hope") == "#\ufe0f\u20e3 *\ufe0f\u20e3 hope"
+    )
