@@ -334,6 +334,9 @@
     if (results) results.style.zoom = "";
     if (overflow() <= 1.002) return;
     if (results) zoomToFit(results);
+    if (overflow() <= 1.002) return;
+    // Still too tall: the whole stage instead (never both, which would multiply).
+    if (results) results.style.zoom = "";
     zoomToFit(root);
   }
   document.addEventListener("DOMContentLoaded", fitProjector);
@@ -430,15 +433,19 @@
     var overlap = actions.getBoundingClientRect().bottom - feedback.getBoundingClientRect().top;
     if (overlap > 0) window.scrollBy(0, overlap);
   }
-  // What the phone showed before a frame from the server is swapped in.
+  // What the phone showed before a frame from the server is swapped in. A step is told by its
+  // activity and its heading: two activities may ask the same question (before and after).
+  function stepShown(stage) {
+    var heading = stage.querySelector("h1"), activity = stage.querySelector("input[name=activity]");
+    return (activity ? activity.value : "") + " " + (heading ? heading.textContent.trim() : "");
+  }
   var beforeFrame = null;
   document.addEventListener("htmx:wsBeforeMessage", function () {
     var stage = document.getElementById("phone-stage");
-    var heading = stage && stage.querySelector("h1");
     var actions = stage && stage.querySelector(".actions");
     var active = document.activeElement;
     beforeFrame = stage ? {
-      heading: heading ? heading.textContent.trim() : "",
+      heading: stepShown(stage),
       atButtons: Boolean(actions && wholeOnScreen(actions)),
       writingIn: writingIn(active) && stage.contains(active) ? active : null,
     } : null;
@@ -447,8 +454,7 @@
     var before = beforeFrame, stage = document.getElementById("phone-stage");
     beforeFrame = null;
     if (!before || !stage) return;
-    var heading = stage.querySelector("h1");
-    if ((heading ? heading.textContent.trim() : "") !== before.heading) {
+    if (stepShown(stage) !== before.heading) {
       // A new activity: from its heading, unless the person is writing in a field that stays
       // (hx-preserve: the facilitator reworded the question being answered).
       var stillWriting = before.writingIn && stage.contains(before.writingIn);
