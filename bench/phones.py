@@ -38,6 +38,8 @@ ERROR_NOTICE = re.compile(r'id="notice"[^>]*>\s*<span>(.*?)</span>', re.S)
 OPEN_ACTIVITY = re.compile(r'name="activity"\s+value="(\d+)"')
 # A phone's stage once the facilitator has closed answers; recorded in Phone.seen under this key.
 ANSWERS_CLOSED = 'class="state locked"'
+# The phone's own answer, shown checked on its stage.
+OWN_CHOICE = 'value="{}" checked'
 PROJECTOR_ANSWERED = re.compile(
     r'class="[^"]*\bprojector-answered\b[^"]*"[^>]*>\s*(?:<[^>]+>\s*)*(\d+)', re.S
 )
@@ -232,6 +234,13 @@ class Phone(Socket):
                 self.frame_bytes[activity] = len(frame.encode())
         if ANSWERS_CLOSED in frame and ANSWERS_CLOSED not in self.seen:
             self.seen[ANSWERS_CLOSED] = at
+            answered = self.answer
+            if (
+                answered
+                and answered.acknowledged_at
+                and OWN_CHOICE.format(answered.choice) not in frame
+            ):
+                self.notices.append("answers closed, without this phone's own answer")
         answer = self.answer
         if answer and answer.acknowledged_at is None and answer.client_id in ACK.findall(frame):
             answer.acknowledged_at = at
