@@ -11,13 +11,12 @@ from playwright.sync_api import Browser, Page, expect
 
 from sessions.models import Activity, Session
 from tests.conftest import ARTIFACTS, add_activity
-from tests.test_e2e import DROP_CONNECTION
+from tests.test_e2e import DROP_CONNECTION, LAPTOP
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 Kind = Activity.Kind
 SMALL_PHONE = {"viewport": {"width": 320, "height": 568}, "is_mobile": True, "has_touch": True}
-LAPTOP = {"viewport": {"width": 1280, "height": 800}}
 
 # Long enough that on a 320x568 phone the question and its options are taller than the screen.
 PROMPT = "Thinking back over this week, which of these is closest to how you arrived tonight?"
