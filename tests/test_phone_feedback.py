@@ -62,11 +62,19 @@ def small_phone(browser: Browser, **options) -> Page:
 
 
 def join(phone: Page, base_url: str, session: Session, button: str = "I understand, join") -> None:
-    """Join, and wait for the socket's first frame: it renders the stage afresh."""
+    """Join, and wait for the socket's first frame: it renders the stage afresh. Frames are
+    collected from the socket's opening: waiting for one only afterwards could miss it."""
+    frames: list = []
+    phone.on(
+        "websocket", lambda socket: socket.on("framereceived", lambda frame: frames.append(frame))
+    )
     phone.goto(f"{base_url}/join/{session.join_code}/")
-    with phone.expect_websocket() as socket:
-        phone.get_by_role("button", name=button).click()
-    socket.value.wait_for_event("framereceived")
+    phone.get_by_role("button", name=button).click()
+    for _ in range(200):
+        if frames:
+            return
+        phone.wait_for_timeout(50)
+    raise AssertionError("the phone's socket sent nothing")
 
 
 def control_view(browser: Browser, base_url: str, cookie: str, session: Session) -> Page:
