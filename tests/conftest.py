@@ -117,6 +117,24 @@ def add_activity(session: Session, kind: str, prompt: str = "How are you?", **fi
     return Activity.objects.create(session=session, kind=kind, prompt=prompt, **fields)
 
 
+def socket_frames(page) -> list:
+    """The frames the page's sockets receive, collected from each socket's opening: waiting for
+    a socket's first frame only once it is open could miss a frame that came at once."""
+    frames: list = []
+    page.on(
+        "websocket", lambda socket: socket.on("framereceived", lambda frame: frames.append(frame))
+    )
+    return frames
+
+
+def wait_for_a_frame(page, frames: list) -> None:
+    for _ in range(200):
+        if frames:
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError("the page's socket sent nothing")
+
+
 def in_thread(function, *args):
     """Run ORM code while Playwright's event loop owns this thread. The thread's database
     connection goes back when it is done (on PostgreSQL, to the pool)."""

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from sessions.models import Participant
-from tests.conftest import ARTIFACTS, in_thread
+from tests.conftest import ARTIFACTS, in_thread, socket_frames, wait_for_a_frame
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -38,10 +38,7 @@ def new_session(page: Page, base_url: str, username: str, title: str) -> None:
 
 
 def join_on_phone(page: Page, base_url: str, code: str) -> str:
-    frames: list = []
-    page.on(
-        "websocket", lambda socket: socket.on("framereceived", lambda frame: frames.append(frame))
-    )
+    frames = socket_frames(page)
     page.goto(f"{base_url}/")
     page.get_by_label("Session code").fill(code.lower())
     page.get_by_role("button", name="Join").click()
@@ -51,11 +48,7 @@ def join_on_phone(page: Page, base_url: str, code: str) -> str:
     # Answer once the page is live, as a person would: before its deferred scripts run, a form
     # is sent as a plain page request; and the socket's first frame renders the stage afresh.
     page.wait_for_load_state()
-    for _ in range(100):
-        if frames:
-            break
-        page.wait_for_timeout(50)
-    assert frames, "the phone's socket sent nothing"
+    wait_for_a_frame(page, frames)
     return page.locator(".you strong").inner_text()
 
 

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from sessions.models import Activity, Session
-from tests.conftest import ARTIFACTS, add_activity
+from tests.conftest import ARTIFACTS, add_activity, socket_frames, wait_for_a_frame
 from tests.test_e2e import DROP_CONNECTION, LAPTOP
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -62,19 +62,11 @@ def small_phone(browser: Browser, **options) -> Page:
 
 
 def join(phone: Page, base_url: str, session: Session, button: str = "I understand, join") -> None:
-    """Join, and wait for the socket's first frame: it renders the stage afresh. Frames are
-    collected from the socket's opening: waiting for one only afterwards could miss it."""
-    frames: list = []
-    phone.on(
-        "websocket", lambda socket: socket.on("framereceived", lambda frame: frames.append(frame))
-    )
+    """Join, and wait for the socket's first frame: it renders the stage afresh."""
+    frames = socket_frames(phone)
     phone.goto(f"{base_url}/join/{session.join_code}/")
     phone.get_by_role("button", name=button).click()
-    for _ in range(200):
-        if frames:
-            return
-        phone.wait_for_timeout(50)
-    raise AssertionError("the phone's socket sent nothing")
+    wait_for_a_frame(phone, frames)
 
 
 def control_view(browser: Browser, base_url: str, cookie: str, session: Session) -> Page:
@@ -308,12 +300,12 @@ def test_in_spanish_the_join_and_a_changed_answer_say_so_in_spanish(
     held = hold_the_join(phone)
     phone.goto(f"{live_server_url}/join/{evening.join_code}/")
     phone.wait_for_load_state()
-    with phone.expect_websocket() as socket:
-        phone.get_by_role("button", name="Entendido, entrar").click()
-        wait_for(held, phone)
-        expect(phone.get_by_role("status").get_by_text("Entrando…")).to_be_visible()
-        held[0].continue_()
-    socket.value.wait_for_event("framereceived")
+    frames = socket_frames(phone)
+    phone.get_by_role("button", name="Entendido, entrar").click()
+    wait_for(held, phone)
+    expect(phone.get_by_role("status").get_by_text("Entrando…")).to_be_visible()
+    held[0].continue_()
+    wait_for_a_frame(phone, frames)
     phone.get_by_label(OPTIONS[0]).check()
     phone.get_by_role("button", name="Enviar respuesta").tap()
     state = phone.locator("#phone-stage .state")

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from sessions.models import Activity, Group, Session
-from tests.conftest import ARTIFACTS, add_activity
+from tests.conftest import ARTIFACTS, add_activity, socket_frames, wait_for_a_frame
 from tests.test_e2e import LAPTOP, PHONE
 from tests.test_review import DAY0, circle
 
@@ -82,10 +82,10 @@ def test_a_participant_keeps_a_nickname_then_withdraws_their_answers(
     phone.goto(f"{live_server_url}/join/{weekly_check_in.join_code}/")
     phone.get_by_label("Keep my nickname for the next sessions of Tuesday").check()
     phone.screenshot(path=ARTIFACTS / "phone-consent-keep-nickname.png", full_page=True)
-    with phone.expect_websocket() as socket:
-        phone.get_by_role("button", name="I understand, join").click()
+    frames = socket_frames(phone)
+    phone.get_by_role("button", name="I understand, join").click()
     # The socket's first frame renders the stage afresh: answer after it, as a person would.
-    socket.value.wait_for_event("framereceived")
+    wait_for_a_frame(phone, frames)
     phone.get_by_label("4").check()
     phone.get_by_role("button", name="Send answer").click()
     expect(phone.get_by_text("Answer received")).to_be_visible()
