@@ -134,6 +134,10 @@ else:
         }
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Each new Redis connection would tell the server redis-py's name and version (CLIENT SETINFO):
+# two more round trips, and a scan of the installed packages for the version, every time a room
+# of sockets connecting at once grows the pool (docs/performance.md).
+REDIS_CONNECTION_OPTIONS = {"driver_info": None}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -151,6 +155,7 @@ if REDIS_URL:
                         # (MaxConnectionsError), and a room of sockets connecting together
                         # each joins a group at the same moment.
                         "max_connections": 1000,
+                        **REDIS_CONNECTION_OPTIONS,
                     }
                 ],
                 "prefix": os.environ.get("CHANNEL_PREFIX", "attune"),
@@ -164,6 +169,7 @@ if REDIS_URL:
             "BACKEND": "facilitation.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CHANNEL_PREFIX", "attune"),
+            "OPTIONS": REDIS_CONNECTION_OPTIONS,
         }
     }
 else:
