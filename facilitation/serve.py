@@ -14,9 +14,11 @@ import sys
 from typing import Any
 
 import autobahn.websocket.protocol
+from channels.layers import get_channel_layer
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory
 from daphne.server import Server, twisted_loop
+from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 
 # Every debug line of these two names the client's address ("HTTP GET request for [...]").
@@ -27,6 +29,11 @@ PROTOCOL_LOGGERS = ("daphne.http_protocol", "daphne.ws_protocol")
 LISTEN_BACKLOG = 1024
 # See load_asgi_app.
 FULL_COLLECTION_AFTER = 1000
+# How long a thread may keep the interpreter while another waits for it. Python's 5 ms suits
+# threads that compute; here the event loop and the database thread mostly wait, for a socket
+# or a query, and each time they wake they waited up to that long behind the request threads.
+# With 1 ms, a room joining at once joined faster (docs/performance.md).
+SWITCH_INTERVAL = 0.001
 
 # Autobahn pretty-prints every new socket's settings for a debug line that is dropped unread:
 # about 5 % of the server's time while a room joins at once (docs/performance.md). repr()
@@ -93,6 +100,11 @@ class CommandLineWithoutClientAddresses(CommandLineInterface):
         except ImproperlyConfigured as refusal:
             sys.exit(f"Attune did not start: {refusal}")
         twisted_loop.call_soon(presence.ensure_heartbeat)  # it beats from the start
+        # Loaded now rather than by the first requests, which would all wait for it while a room
+        # of phones joins: the channel layer and the cache, with redis-py (a tenth of a second).
+        get_channel_layer()
+        caches["default"]
+        sys.setswitchinterval(SWITCH_INTERVAL)
         # The collector's full passes pause every socket of the process, longer the more
         # phones are connected (180 ms with 1,000). What a started Django holds (about 100,000
         # objects) lives as long as the process: left out of them. And they come after
