@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import io
+import time
+from typing import Any
 
 import segno
 from django.conf import settings
@@ -10,8 +12,12 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.html import escape
@@ -77,6 +83,8 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
 
     if _guessing_codes(request):
         return _refused_join(request, code, TOO_MANY_CODES, status=429)
+    if request.method == "GET" and (page := _kept_consent_page(request, code)) is not None:
+        return page
     session, refusal = Session.objects.joining(code)
     if session is None or refusal is not None:
         _count_if_unknown(request, code)
@@ -107,9 +115,46 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
         for name, value, max_age in cookies:
             _set_phone_cookie(response, name, value, max_age)
         return response
-    return render(
-        request, "sessions/consent.html", {"session": session, "group": group, "member": member}
-    )
+    if group is not None:  # the page depends on this phone's membership
+        return render(
+            request,
+            "sessions/consent.html",
+            {"session": session, "group": group, "member": member},
+        )
+    return _consent_page(request, code, session)
+
+
+# A room scanning the QR code together asks for the same consent page a hundred times in a
+# second: it is rendered once per language and kept for a moment, and each phone gets a copy
+# with its own CSRF token. A change to the session drops it at once in this process, and the
+# others' copies are gone within CONSENT_PAGE_SECONDS. The form's answer reads the session
+# afresh, so a phone that got a copy just before joins were locked is refused there.
+CONSENT_PAGE_SECONDS = 2.0
+_CSRF_SLOT = "attune-csrf-slot"  # where each copy gets its own token
+_consent_pages: dict[tuple[str, str], tuple[float, str]] = {}
+
+
+def _kept_consent_page(request: HttpRequest, code: str) -> HttpResponse | None:
+    kept = _consent_pages.get((code, translation.get_language()))
+    if kept is None or kept[0] < time.monotonic():
+        return None
+    return HttpResponse(kept[1].replace(_CSRF_SLOT, get_token(request)))
+
+
+def _consent_page(request: HttpRequest, code: str, session: Session) -> HttpResponse:
+    # Rendered without the request: nothing on the page depends on who asks but the token.
+    page = render_to_string("sessions/consent.html", {"session": session, "csrf_token": _CSRF_SLOT})
+    now = time.monotonic()
+    for key in [key for key, (until, _page) in _consent_pages.items() if until < now]:
+        _consent_pages.pop(key, None)
+    _consent_pages[(code, translation.get_language())] = (now + CONSENT_PAGE_SECONDS, page)
+    return HttpResponse(page.replace(_CSRF_SLOT, get_token(request)))
+
+
+@receiver(post_save, sender=Session)
+@receiver(post_delete, sender=Session)
+def _forget_consent_pages(sender: Any, **kwargs: Any) -> None:
+    _consent_pages.clear()
 
 
 def _phone_page(

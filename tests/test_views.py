@@ -878,6 +878,83 @@ def test_the_join_link_shows_the_consent_screen_first(client, live_session):
     assert cookie_name() not in response.cookies
 
 
+def csrf_tokens_in(html: str) -> set[str]:
+    return set(re.findall(r'(?:csrfmiddlewaretoken" value="|"X-CSRFToken": ")([^"]+)', html))
+
+
+def test_a_room_gets_one_consent_page_each_with_its_own_token_and_each_phone_joins(
+    live_session, django_assert_num_queries
+):
+    # A room scanning the QR code together: the page is rendered once, not once per phone.
+    from django.test import Client
+
+    url = reverse("participant_entry", args=[live_session.join_code])
+    first, second = Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)
+    first_page = page(first.get(url))
+    with django_assert_num_queries(0):
+        second_page = page(second.get(url))
+
+    first_tokens, second_tokens = csrf_tokens_in(first_page), csrf_tokens_in(second_page)
+    assert len(first_tokens) == len(second_tokens) == 1
+    assert first_tokens != second_tokens
+    assert first_page.replace(first_tokens.pop(), "") == second_page.replace(
+        second_tokens.pop(), ""
+    )
+    for phone, html in ((first, first_page), (second, second_page)):
+        token = csrf_tokens_in(html).pop()
+        assert phone.post(url, {"csrfmiddlewaretoken": token}).status_code == 302
+    assert Participant.objects.filter(session=live_session).count() == 2
+    # Each page's token is its own phone's: another phone's is refused.
+    third = Client(enforce_csrf_checks=True)
+    third.get(url)
+    assert third.post(url, {"csrfmiddlewaretoken": token}).status_code == 403
+
+
+def test_a_change_to_the_session_shows_on_the_next_consent_page(client, live_session):
+    url = reverse("participant_entry", args=[live_session.join_code])
+    assert "Tuesday circle" in page(client.get(url))
+
+    live_session.title = "Wednesday circle"
+    live_session.save(update_fields=["title"])
+
+    assert "Wednesday circle" in page(client.get(url))
+
+
+def test_a_consent_page_kept_from_before_joins_were_locked_still_cannot_join(
+    client, live_session
+):
+    # Another server process locked joins: this one's copy of the page lasts a moment more,
+    # and the form's answer reads the session afresh.
+    url = reverse("participant_entry", args=[live_session.join_code])
+    client.get(url)
+    Session.objects.filter(pk=live_session.pk).update(joins_locked=True)  # no signal here
+
+    assert "I understand, join" in page(client.get(url))
+    refused = client.post(url)
+    assert "not taking new participants" in page(refused)
+    assert not Participant.objects.exists()
+
+
+def test_a_kept_consent_page_is_given_out_only_for_a_moment(client, live_session, monkeypatch):
+    monkeypatch.setattr("sessions.views.CONSENT_PAGE_SECONDS", 0.0)
+    url = reverse("participant_entry", args=[live_session.join_code])
+    client.get(url)
+    Session.objects.filter(pk=live_session.pk).update(joins_locked=True)  # no signal here
+
+    assert "not taking new participants" in page(client.get(url))
+
+
+def test_the_consent_page_is_in_each_phones_own_language(client, live_session):
+    url = reverse("participant_entry", args=[live_session.join_code])
+    english = page(client.get(url, HTTP_ACCEPT_LANGUAGE="en"))
+    spanish = page(client.get(url, HTTP_ACCEPT_LANGUAGE="es"))
+
+    assert "I understand, join" in english
+    assert "I understand, join" not in spanish
+    assert 'lang="es"' in spanish
+    assert "I understand, join" in page(client.get(url, HTTP_ACCEPT_LANGUAGE="en"))
+
+
 def test_consenting_sets_a_private_cookie_and_shows_the_phone_with_a_pseudonym(
     client, live_session
 ):
