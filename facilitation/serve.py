@@ -18,7 +18,6 @@ from channels.layers import get_channel_layer
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory
 from daphne.server import Server, twisted_loop
-from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 
 # Every debug line of these two names the client's address ("HTTP GET request for [...]").
@@ -101,9 +100,8 @@ class CommandLineWithoutClientAddresses(CommandLineInterface):
             sys.exit(f"Attune did not start: {refusal}")
         twisted_loop.call_soon(presence.ensure_heartbeat)  # it beats from the start
         # Loaded now rather than by the first requests, which would all wait for it while a room
-        # of phones joins: the channel layer and the cache, with redis-py (a tenth of a second).
+        # of phones joins: the channel layer, and with it redis-py (a tenth of a second).
         get_channel_layer()
-        caches["default"]
         sys.setswitchinterval(SWITCH_INTERVAL)
         # The collector's full passes pause every socket of the process, longer the more
         # phones are connected (180 ms with 1,000). What a started Django holds (about 100,000

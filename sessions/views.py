@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import secrets
 import time
 from typing import Any
 
@@ -43,6 +44,7 @@ from .models import (
     Activity,
     Exercise,
     FacilitatorSettings,
+    Group,
     Member,
     Participant,
     Plan,
@@ -126,11 +128,14 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
 
 # A room scanning the QR code together asks for the same consent page a hundred times in a
 # second: it is rendered once per language and kept for a moment, and each phone gets a copy
-# with its own CSRF token. A change to the session drops it at once in this process, and the
-# others' copies are gone within CONSENT_PAGE_SECONDS. The form's answer reads the session
-# afresh, so a phone that got a copy just before joins were locked is refused there.
+# with its own CSRF token. A change to the session drops it at once in this process (and again
+# at the commit, in case a request read the row before it), and the other processes' copies are
+# gone within CONSENT_PAGE_SECONDS. The form's answer reads the session afresh, so a phone that
+# got a copy just before joins were locked is refused there. Rendered without the request,
+# the page shows no pending message ("Saved.") of a signed-in facilitator trying the code: it
+# waits for their next page.
 CONSENT_PAGE_SECONDS = 2.0
-_CSRF_SLOT = "attune-csrf-slot"  # where each copy gets its own token
+_CSRF_SLOT = secrets.token_hex(16)  # where each copy gets its phone's token
 _consent_pages: dict[tuple[str, str], tuple[float, str]] = {}
 
 
@@ -138,23 +143,29 @@ def _kept_consent_page(request: HttpRequest, code: str) -> HttpResponse | None:
     kept = _consent_pages.get((code, translation.get_language()))
     if kept is None or kept[0] < time.monotonic():
         return None
-    return HttpResponse(kept[1].replace(_CSRF_SLOT, get_token(request)))
+    return _with_csrf_token(request, kept[1])
 
 
 def _consent_page(request: HttpRequest, code: str, session: Session) -> HttpResponse:
-    # Rendered without the request: nothing on the page depends on who asks but the token.
     page = render_to_string("sessions/consent.html", {"session": session, "csrf_token": _CSRF_SLOT})
-    now = time.monotonic()
-    for key in [key for key, (until, _page) in _consent_pages.items() if until < now]:
-        _consent_pages.pop(key, None)
-    _consent_pages[(code, translation.get_language())] = (now + CONSENT_PAGE_SECONDS, page)
+    _consent_pages[(code, translation.get_language())] = (
+        time.monotonic() + CONSENT_PAGE_SECONDS,
+        page,
+    )
+    return _with_csrf_token(request, page)
+
+
+def _with_csrf_token(request: HttpRequest, page: str) -> HttpResponse:
     return HttpResponse(page.replace(_CSRF_SLOT, get_token(request)))
 
 
+# Connected with the views: until they are imported, no page is kept.
 @receiver(post_save, sender=Session)
 @receiver(post_delete, sender=Session)
+@receiver(post_save, sender=Group)  # whether its sessions' pages are kept at all
 def _forget_consent_pages(sender: Any, **kwargs: Any) -> None:
     _consent_pages.clear()
+    transaction.on_commit(_consent_pages.clear)
 
 
 def _phone_page(

@@ -10,11 +10,12 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import dateformat, timezone
 
-from sessions.models import DEFAULT_FEELINGS, Activity, Answer, Participant, Session
+from sessions.models import DEFAULT_FEELINGS, Activity, Answer, Group, Member, Participant, Session
 from tests.conftest import add_activity
 
 Kind = Activity.Kind
@@ -886,8 +887,6 @@ def test_a_room_gets_one_consent_page_each_with_its_own_token_and_each_phone_joi
     live_session, django_assert_num_queries
 ):
     # A room scanning the QR code together: the page is rendered once, not once per phone.
-    from django.test import Client
-
     url = reverse("participant_entry", args=[live_session.join_code])
     first, second = Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)
     first_page = page(first.get(url))
@@ -914,15 +913,36 @@ def test_a_change_to_the_session_shows_on_the_next_consent_page(client, live_ses
     url = reverse("participant_entry", args=[live_session.join_code])
     assert "Tuesday circle" in page(client.get(url))
 
-    live_session.title = "Wednesday circle"
+    live_session.title = "<script>alert(1)</script> circle"
     live_session.save(update_fields=["title"])
 
-    assert "Wednesday circle" in page(client.get(url))
+    for _ in range(2):  # rendered, then the copy kept
+        html = page(client.get(url))
+        assert "&lt;script&gt;alert(1)&lt;/script&gt; circle" in html
+        assert "<script>alert" not in html
 
 
-def test_a_consent_page_kept_from_before_joins_were_locked_still_cannot_join(
-    client, live_session
+def test_in_a_group_that_keeps_nicknames_each_phone_gets_its_own_consent_page(
+    live_session, facilitator
 ):
+    live_session.group = Group.objects.create(
+        facilitator=facilitator, name="Evening circle", keep_pseudonyms=True
+    )
+    live_session.save(update_fields=["group"])
+    member, token = Member.enrol(live_session.add_participant()[0])
+    url = reverse("participant_entry", args=[live_session.join_code])
+
+    newcomer = page(Client().get(url))
+    returning = Client()
+    returning.cookies[f"{settings.ATTUNE_MEMBER_COOKIE}_{live_session.group_id}"] = token
+
+    assert "Keep my nickname for the next sessions of Evening circle" in newcomer
+    assert f"Go on as <strong>{member.pseudonym}</strong> in Evening circle" in page(
+        returning.get(url)
+    )
+
+
+def test_a_consent_page_kept_from_before_joins_were_locked_still_cannot_join(client, live_session):
     # Another server process locked joins: this one's copy of the page lasts a moment more,
     # and the form's answer reads the session afresh.
     url = reverse("participant_entry", args=[live_session.join_code])
