@@ -237,22 +237,25 @@ class ParticipantConsumer(LiveConsumer):
         self.language = browser_language(self.scope)
         code = normalize_join_code(self.scope["url_route"]["kwargs"]["code"])
         token = self.scope.get("cookies", {}).get(settings.ATTUNE_PARTICIPANT_COOKIE)
-        participant = await database_sync_to_async(Participant.objects.for_phone)(token, code)
+        # Both database steps are shared with the other phones connecting at the same moment
+        # (sessions/batches.py): a room that scans the QR code together opens its sockets
+        # together.
+        participant = await batches.find_phone((token, code))
         if participant is None:
-            await self.refuse_connection(
-                gettext_lazy(
-                    "Your place in this session was not found. Join again with the session code."
-                )
-            )
+            await self.refuse_connection(batches.PLACE_NOT_FOUND)
             return
         self.participant = participant
         self.participant_id = participant.pk
         self.session_id = participant.session_id
         await self.join_groups(live.participants_group(self.session_id))
         presence.ensure_heartbeat()
-        self.connection_id, html = await database_sync_to_async(
-            speaking(self.language, _connect_participant)
-        )(participant)
+        try:
+            self.connection_id, html = await batches.open_socket(
+                batches.Opening(participant, self.language)
+            )
+        except ActionRefused as refusal:
+            await self.refuse_connection(refusal)
+            return
         live.results_changed(self.session_id)  # joined and connected counts
         await self.send(text_data=html)
 
@@ -304,39 +307,6 @@ class ParticipantConsumer(LiveConsumer):
             )
         if html:
             await self.send(text_data=html)
-
-
-def _connect_participant(participant: Participant) -> tuple[int, str]:
-    try:
-        return _connect(participant)
-    except IntegrityError:
-        if not participant.is_still_here():
-            raise
-        # This process's row was gone (forgotten after a long stall, or a database reset), so
-        # the socket's row could not hang on it: beat, and connect again.
-        presence.beat()
-        return _connect(participant)
-
-
-def _connect(participant: Participant) -> tuple[int, str]:
-    with transaction.atomic():
-        connection = participant.connected(presence.SERVER_ID)
-        # Locked like a facilitator action, so a phone arriving during a draw is either drawn
-        # or placed afterwards, never missed.
-        session = (
-            Session.objects.select_for_update(of=("self",))
-            .select_related("current_activity")
-            .get(pk=participant.session_id)
-        )
-        activity = session.current_activity
-        if (
-            activity
-            and activity.kind == activity.Kind.PAIR_ROUND
-            and activity.place_late_joiner(participant)
-        ):
-            # A late joiner is placed in a group; the group's phones show their new partner.
-            live.after_commit(live.push_session, participant.session_id)
-    return connection.pk, live.render_phone_stage(participant, session=session)
 
 
 def _acknowledge(participant: Participant, message: dict[str, Any], answer: Answer) -> str:

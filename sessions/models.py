@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import secrets
@@ -15,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import Max, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_lazy, gettext_noop, ngettext
 
@@ -1043,6 +1044,27 @@ class ParticipantQuerySet(models.QuerySet["Participant"]):
             .filter(session__join_code=join_code)
             .exclude(session__status=Session.Status.DRAFT)
         )
+
+    def for_phones(self, phones: list[tuple[str | None, str]]) -> list[Participant | None]:
+        """for_phone of each (token, join code), in one query: the sockets of a room."""
+        hashes = [hash_token(token) if token else None for token, _code in phones]
+        found = {
+            participant.token_hash: participant
+            for participant in self.filter(token_hash__in=set(hashes) - {None})
+            .exclude(session__status=Session.Status.DRAFT)
+            .annotate(join_code=F("session__join_code"))
+        }
+        participants: list[Participant | None] = []
+        given: set[int] = set()
+        for hashed, (_token, code) in zip(hashes, phones, strict=True):
+            participant = found.get(hashed)
+            if participant is None or participant.join_code != code:
+                participants.append(None)
+                continue
+            # A phone with two tabs open: each socket gets a participant object of its own.
+            participants.append(copy.copy(participant) if participant.pk in given else participant)
+            given.add(participant.pk)
+        return participants
 
 
 class Participant(models.Model):

@@ -183,6 +183,89 @@ async def test_counts_carry_the_time_they_were_read_at_later_pushes_a_later_one(
         await socket.disconnect()
 
 
+async def test_a_room_connecting_at_once_shares_its_statements_and_every_phone_is_counted(
+    live_session, facilitator
+):
+    """Sockets that open together are found with one query and counted as connected in one
+    transaction (sessions/batches.py): ten phones cost the database what one does."""
+    await database_sync_to_async(presence.beat)()
+
+    async def statements(phones: int) -> tuple[list[str], list[tuple[bool, object]]]:
+        people = [
+            await database_sync_to_async(live_session.add_participant)() for _ in range(phones)
+        ]
+
+        def find_and_open() -> tuple[list[str], list[tuple[bool, object]]]:
+            with CaptureQueriesContext(connection) as queries:
+                found = batches._find_phones(
+                    [(token, live_session.join_code) for _, token in people]
+                )
+                openings = [batches.Opening(participant, "en") for _ok, participant in found]
+                outcomes = batches._open_sockets(openings)
+            return [query["sql"] for query in queries.captured_queries], outcomes
+
+        return await database_sync_to_async(find_and_open)()
+
+    one, _ = await statements(1)
+    ten, outcomes = await statements(10)
+
+    assert len(ten) == len(one)
+    assert all(ok and "Waiting for the next activity" in stage for ok, (_, stage) in outcomes)
+    assert len({connection_id for _ok, (connection_id, _) in outcomes}) == 10
+    assert await database_sync_to_async(live_session.present_count)() == 11
+    # And through the sockets themselves: a room arriving together is counted whole.
+    control, _ = await control_view(live_session, facilitator)
+    phones = await asyncio.gather(*(join(live_session) for _ in range(6)))
+    assert all("Waiting for the next activity" in stage for _phone, stage in phones)
+    await receive_until(control, 'data-count="present">17<')
+    for phone, _ in phones:
+        await phone.disconnect()
+    await control.disconnect()
+
+
+async def test_a_phone_whose_place_went_while_its_room_connected_costs_no_other_its_socket(
+    live_session,
+):
+    """Removed between finding its place and being counted: that phone is told to join again,
+    and the others of its batch are counted and shown their stage."""
+    await database_sync_to_async(presence.beat)()
+    people = [await database_sync_to_async(live_session.add_participant)() for _ in range(4)]
+    openings = [
+        batches.Opening(participant, "es" if index == 3 else "en")
+        for index, (participant, _) in enumerate(people)
+    ]
+    await database_sync_to_async(live_session.participants.filter(pk=people[1][0].pk).delete)()
+
+    outcomes = await database_sync_to_async(batches._open_sockets)(openings)
+
+    assert [ok for ok, _ in outcomes] == [True, False, True, True]
+    assert str(outcomes[1][1]) == str(batches.PLACE_NOT_FOUND)
+    assert "Waiting for the next activity" in outcomes[0][1][1]
+    assert "Esperando la siguiente actividad" in outcomes[3][1][1]
+    assert await database_sync_to_async(live_session.present_count)() == 3
+
+
+async def test_a_session_deleted_while_its_phones_connected_costs_no_other_session_a_phone(
+    live_session, other_facilitator
+):
+    await database_sync_to_async(presence.beat)()
+
+    def two_sessions_phones() -> list[batches.Opening]:
+        other = Session.objects.create(facilitator=other_facilitator, title="Elsewhere")
+        other.start()
+        phones = [live_session.add_participant()[0], other.add_participant()[0]]
+        other.delete()
+        return [batches.Opening(participant, "en") for participant in phones]
+
+    openings = await database_sync_to_async(two_sessions_phones)()
+
+    outcomes = await database_sync_to_async(batches._open_sockets)(openings)
+
+    assert outcomes[0][0] and "Waiting for the next activity" in outcomes[0][1][1]
+    assert not outcomes[1][0]
+    assert str(outcomes[1][1]) == str(batches.PLACE_NOT_FOUND)
+
+
 async def test_a_phone_without_a_valid_token_is_told_and_disconnected(live_session):
     cookie = (b"cookie", f"{settings.ATTUNE_PARTICIPANT_COOKIE}=made-up-token".encode())
     phone = await open_socket(f"/ws/join/{live_session.join_code}/", cookie)

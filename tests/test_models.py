@@ -454,6 +454,33 @@ def test_a_token_from_another_session_finds_nobody(live_session, other_facilitat
     assert Participant.objects.for_phone(token, other.join_code) is not None
 
 
+def test_the_tokens_of_a_room_find_their_participants_in_one_query(
+    live_session, other_facilitator, django_assert_num_queries
+):
+    first, first_token = live_session.add_participant()
+    second, second_token = live_session.add_participant()
+    draft = Session.objects.create(facilitator=other_facilitator, title="Not started")
+    other = Session.objects.create(facilitator=other_facilitator, title="Elsewhere")
+    other.start()
+    _, other_token = other.add_participant()
+    code = live_session.join_code
+    phones = [
+        (first_token, code),
+        (None, code),
+        ("not-a-real-token", code),
+        (other_token, code),  # a token of another session
+        (second_token, draft.join_code),  # the right token, another code
+        (first_token, code),  # a second tab of the first phone
+        (second_token, code),
+    ]
+
+    with django_assert_num_queries(1):
+        found = Participant.objects.for_phones(phones)
+
+    assert found == [first, None, None, None, None, first, second]
+    assert found[0] is not found[5]  # each socket its own object
+
+
 def test_a_stored_hash_used_as_a_token_finds_nobody(live_session):
     participant, _ = live_session.add_participant()
 

@@ -15,6 +15,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.utils import timezone
 
+from sessions import batches
 from sessions.aggregation import summarize
 from sessions.models import (
     ActionRefused,
@@ -335,6 +336,36 @@ async def test_a_phone_that_connects_after_the_draw_joins_a_group_and_its_partne
     assert list(group_shown(late.stage).values()).count("Speaker") == 1
     await receive_until(control, "(with a triad)")
     await disconnect(*phones, late, control)
+
+
+async def test_phones_that_connect_together_after_the_draw_are_each_placed_in_a_group(
+    live_session, facilitator
+):
+    # Sockets opened at the same moment are counted together (sessions/batches.py): each
+    # late phone still gets a group of its own choosing, the smallest at its turn.
+    activity = await add_pair_round(live_session)
+    await open_activity(live_session, activity)
+    phones = await phones_joined(live_session, 4)
+    control, _ = await control_view(live_session, facilitator)
+    await send(control, action="draw_pairs")
+    for phone in phones:
+        await receive_until(phone.socket, "Round 1 of 2")
+    late = [await database_sync_to_async(live_session.add_participant)() for _ in range(2)]
+
+    outcomes = await database_sync_to_async(batches._open_sockets)(
+        [batches.Opening(participant, "en") for participant, _ in late]
+    )
+
+    groups = await groups_in(activity)
+    assert sorted(len(group) for group in groups) == [3, 3]
+    for (participant, _), (ok, (_, stage)) in zip(late, outcomes, strict=True):
+        assert ok
+        shown = group_shown(stage)
+        assert len(shown) == 3 and shown["You"] in {"Speaker", "Listener"}
+        assert any(participant.pk in group for group in groups)
+    for phone in phones:  # one push for the batch, and every drawn phone sees its newcomer
+        assert len(group_shown(await receive_until(phone.socket, "Round 1 of 2"))) == 3
+    await disconnect(*phones, control)
 
 
 async def test_a_second_pair_round_gives_everyone_a_new_partner(live_session, facilitator):
