@@ -424,13 +424,14 @@ def push_facilitator_views(session_id: int) -> None:
 def push_session(session_id: int) -> None:
     """What phones show changed too (open activity, answer lock, end): refresh every view.
 
-    In the order the room sees them: the projector and the control view's live region, then
-    every phone, then the control view's agenda. Phones are refreshed only when what they show
-    really changed: a re-render would wipe a half-typed answer.
+    Every phone first: they are many, and each may be on the room's slow Wi-Fi. Then the
+    projector and the control view's live region, and last the control view's agenda. Phones
+    are refreshed only when what they show really changed: a re-render would wipe a half-typed
+    answer.
     """
     session = read_for_render(session_id)
-    _push_counts_and_results(session)
     _send(participants_group(session_id), {"type": "phone.refresh", **_shared_phone_stage(session)})
+    _push_counts_and_results(session)
     _push_control_agenda(session)
 
 

@@ -753,7 +753,7 @@ def test_nothing_is_pushed_for_a_change_that_rolls_back(
 def test_a_change_phones_show_reaches_the_room_first_from_one_read_stamped_before_it(
     live_session, choice_activity, monkeypatch
 ):
-    # The projector and the control view's live region, then every phone, then the control
+    # Every phone, then the projector and the control view's live region, then the control
     # view's agenda: the facilitator's own list of steps can wait a moment for the room.
     sent = []
     monkeypatch.setattr(live, "_send", lambda group, message: sent.append(group))
@@ -771,9 +771,9 @@ def test_a_change_phones_show_reaches_the_room_first_from_one_read_stamped_befor
         live.push_session(live_session.pk)
 
     assert sent == [
+        live.participants_group(live_session.pk),
         live.projector_group(live_session.pk),
         live.control_group(live_session.pk),
-        live.participants_group(live_session.pk),
         live.control_group(live_session.pk),
     ]
     session_reads = [q for q in queries.captured_queries if 'FROM "live_session"' in q["sql"]]
