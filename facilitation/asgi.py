@@ -17,8 +17,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "facilitation.settings")
 
 # Threads that run HTTP requests. A slow request (a PDF export) holds one; the others go on.
 # With PostgreSQL each holds a connection from the pool (DATABASE_POOL_SIZE, default 10, with
-# one more for the sockets) while it works. Their number hardly changes a burst of joins.
-HTTP_THREADS = 8
+# one more for the sockets) while it works. Few, because they share one interpreter with the
+# event loop and the database thread: in a room's burst of joins, every one of them busy made
+# those two wait for it, and 3 threads joined 200 phones about twice as fast as 8
+# (docs/performance.md).
+HTTP_THREADS = 3
 
 
 class ThreadedHttpHandler(ASGIHandler):
