@@ -34,6 +34,7 @@ from .models import (
     AnswerRequest,
     Connection,
     Participant,
+    ServerProcess,
     Session,
 )
 
@@ -177,45 +178,60 @@ class Opening:
     language: str
 
 
-def _open_sockets(sockets: list[Opening], beaten: bool = False) -> list[Outcome]:
+def _open_sockets(sockets: list[Opening]) -> list[Outcome]:
     """Count every phone of the batch as connected on this server process, in one transaction,
     then render the stage each shows first: (True, (its Connection's id, the stage)) each."""
     try:
-        with transaction.atomic():
-            opened = _connect([socket.participant for socket in sockets])
-    except DatabaseError as error:
+        opened = _connect([socket.participant for socket in sockets])
+    except IntegrityError as error:
         if len(sockets) > 1:
-            # One phone failed the batch (its place was removed since its socket found it),
-            # or every one did (this process's row was gone): each on its own.
+            # A phone whose place was removed since its socket found it fails the commit of
+            # the whole batch: each on its own.
             return [outcome for socket in sockets for outcome in _open_sockets([socket])]
-        if not isinstance(error, IntegrityError) or beaten:
-            return [(False, error)]
-        if not sockets[0].participant.is_still_here():
-            return [(False, ActionRefused(PLACE_NOT_FOUND))]
-        # This process's row was gone (forgotten after a long stall, or a database reset), so
-        # the socket's row could not hang on it: beat, and connect again.
-        presence.beat()
-        return _open_sockets(sockets, beaten=True)
+        return [_place_gone_or(sockets[0].participant, error)]
+    except Exception as error:  # the database is unreachable or busy: none of them counted
+        return [(False, error)] * len(sockets)
     return [
         _outcome(socket.language, _first_stage, socket.participant, connection, session)
         for socket, (connection, session) in zip(sockets, opened, strict=True)
     ]
 
 
+def _place_gone_or(participant: Participant, error: Exception) -> Outcome:
+    try:
+        gone = not participant.is_still_here()
+    except Exception as failure:
+        return False, failure
+    return False, ActionRefused(PLACE_NOT_FOUND) if gone else error
+
+
 def _connect(participants: list[Participant]) -> list[tuple[Connection, Session | None]]:
+    try:
+        return _connect_in_a_transaction(participants)
+    except IntegrityError:
+        if ServerProcess.objects.filter(pk=presence.SERVER_ID).exists():
+            raise
+        # This process's row was gone (forgotten after a long stall, or a database reset), so
+        # the sockets' rows could not hang on it: beat, and connect them again.
+        presence.beat()
+        return _connect_in_a_transaction(participants)
+
+
+@transaction.atomic
+def _connect_in_a_transaction(
+    participants: list[Participant],
+) -> list[tuple[Connection, Session | None]]:
     connections = Connection.objects.bulk_create(
         Connection(participant=participant, server_id=presence.SERVER_ID)
         for participant in participants
     )
     # Locked like a facilitator action, so a phone arriving during a draw is either drawn or
-    # placed afterwards, never missed.
-    sessions = {
-        session.pk: session
-        for session in Session.objects.select_for_update(of=("self",))
-        .select_related("current_activity")
-        .filter(pk__in={participant.session_id for participant in participants})
-        .order_by("pk")
-    }
+    # placed afterwards, never missed. Read in a statement of its own, after the lock: on
+    # PostgreSQL, a statement that waited for the lock would still see the activity as it was
+    # when it started, before the draw it waited for.
+    session_ids = {participant.session_id for participant in participants}
+    list(Session.objects.select_for_update().filter(pk__in=session_ids).order_by("pk"))
+    sessions = Session.objects.select_related("current_activity").in_bulk(session_ids)
     # A session deleted since its phones found it has none: their rows fail at the commit.
     opened = [
         (connection, sessions.get(participant.session_id))
@@ -239,7 +255,11 @@ def _connect(participants: list[Participant]) -> list[tuple[Connection, Session 
 def _first_stage(
     participant: Participant, connection: Connection, session: Session | None
 ) -> tuple[int, str]:
-    return connection.pk, live.render_phone_stage(participant, session=session)
+    try:
+        return connection.pk, live.render_phone_stage(participant, session=session)
+    except Exception:
+        connection.delete()  # not counted as connected: its socket will never close it
+        raise
 
 
 # `await open_socket(Opening(participant, language))`: its Connection's id and its stage, or

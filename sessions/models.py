@@ -1052,13 +1052,14 @@ class ParticipantQuerySet(models.QuerySet["Participant"]):
             participant.token_hash: participant
             for participant in self.filter(token_hash__in=set(hashes) - {None})
             .exclude(session__status=Session.Status.DRAFT)
-            .annotate(join_code=F("session__join_code"))
+            .annotate(session_join_code=F("session__join_code"))
+            .order_by()
         }
         participants: list[Participant | None] = []
         given: set[int] = set()
         for hashed, (_token, code) in zip(hashes, phones, strict=True):
             participant = found.get(hashed)
-            if participant is None or participant.join_code != code:
+            if participant is None or participant.session_join_code != code:
                 participants.append(None)
                 continue
             # A phone with two tabs open: each socket gets a participant object of its own.

@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.test import Client
 from django.test.signals import template_rendered
 from django.test.utils import CaptureQueriesContext
@@ -32,6 +32,7 @@ from sessions.models import (
     Answer,
     AnswerBatch,
     AnswerRequest,
+    Participant,
     ServerProcess,
     Session,
 )
@@ -187,7 +188,9 @@ async def test_a_room_connecting_at_once_shares_its_statements_and_every_phone_i
     live_session, facilitator
 ):
     """Sockets that open together are found with one query and counted as connected in one
-    transaction (sessions/batches.py): ten phones cost the database what one does."""
+    transaction (sessions/batches.py): ten phones waiting for the next activity cost the
+    database what one does. (With a question open, each phone's stage looks up its own
+    answer.)"""
     await database_sync_to_async(presence.beat)()
 
     async def statements(phones: int) -> tuple[list[str], list[tuple[bool, object]]]:
@@ -210,10 +213,12 @@ async def test_a_room_connecting_at_once_shares_its_statements_and_every_phone_i
     ten, outcomes = await statements(10)
 
     assert len(ten) == len(one)
-    assert all(ok and "Waiting for the next activity" in stage for ok, (_, stage) in outcomes)
+    assert [ok for ok, _ in outcomes] == [True] * 10
+    assert all("Waiting for the next activity" in stage for _ok, (_, stage) in outcomes)
     assert len({connection_id for _ok, (connection_id, _) in outcomes}) == 10
     assert await database_sync_to_async(live_session.present_count)() == 11
-    # And through the sockets themselves: a room arriving together is counted whole.
+    # And end to end: six sockets opened at once, however they fall into batches, are all
+    # shown their stage and counted.
     control, _ = await control_view(live_session, facilitator)
     phones = await asyncio.gather(*(join(live_session) for _ in range(6)))
     assert all("Waiting for the next activity" in stage for _phone, stage in phones)
@@ -242,6 +247,45 @@ async def test_a_phone_whose_place_went_while_its_room_connected_costs_no_other_
     assert str(outcomes[1][1]) == str(batches.PLACE_NOT_FOUND)
     assert "Waiting for the next activity" in outcomes[0][1][1]
     assert "Esperando la siguiente actividad" in outcomes[3][1][1]
+    assert await database_sync_to_async(live_session.present_count)() == 3
+
+
+async def test_a_failure_while_one_phone_is_retried_alone_costs_the_others_nothing(
+    live_session, monkeypatch
+):
+    await database_sync_to_async(presence.beat)()
+    people = [await database_sync_to_async(live_session.add_participant)() for _ in range(3)]
+    removed = people[1][0]
+    await database_sync_to_async(live_session.participants.filter(pk=removed.pk).delete)()
+
+    def unreachable(participant) -> bool:
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(Participant, "is_still_here", unreachable)
+
+    outcomes = await database_sync_to_async(batches._open_sockets)(
+        [batches.Opening(participant, "en") for participant, _ in people]
+    )
+
+    assert [ok for ok, _ in outcomes] == [True, False, True]
+    assert isinstance(outcomes[1][1], OperationalError)
+    assert await database_sync_to_async(live_session.present_count)() == 2
+
+
+async def test_phones_connecting_together_on_a_process_the_database_forgot_all_count(
+    live_session,
+):
+    # The batch fails on the process's missing row: the process beats once, and every phone
+    # of the batch is connected.
+    await database_sync_to_async(presence.beat)()
+    people = [await database_sync_to_async(live_session.add_participant)() for _ in range(3)]
+    await database_sync_to_async(ServerProcess.objects.all().delete)()
+
+    outcomes = await database_sync_to_async(batches._open_sockets)(
+        [batches.Opening(participant, "en") for participant, _ in people]
+    )
+
+    assert [ok for ok, _ in outcomes] == [True, True, True]
     assert await database_sync_to_async(live_session.present_count)() == 3
 
 

@@ -459,7 +459,6 @@ def test_the_tokens_of_a_room_find_their_participants_in_one_query(
 ):
     first, first_token = live_session.add_participant()
     second, second_token = live_session.add_participant()
-    draft = Session.objects.create(facilitator=other_facilitator, title="Not started")
     other = Session.objects.create(facilitator=other_facilitator, title="Elsewhere")
     other.start()
     _, other_token = other.add_participant()
@@ -469,7 +468,7 @@ def test_the_tokens_of_a_room_find_their_participants_in_one_query(
         (None, code),
         ("not-a-real-token", code),
         (other_token, code),  # a token of another session
-        (second_token, draft.join_code),  # the right token, another code
+        (second_token, other.join_code),  # the right token, another session's code
         (first_token, code),  # a second tab of the first phone
         (second_token, code),
     ]

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,9 +16,10 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
-from sessions import batches
+from sessions import batches, presence
 from sessions.aggregation import summarize
 from sessions.models import (
     ActionRefused,
@@ -164,13 +168,15 @@ def fresh_activity(activity: Activity) -> Activity:
     return Activity.objects.get(pk=activity.pk)
 
 
-@database_sync_to_async
-def groups_in(activity: Activity) -> list[list[int]]:
+def groups_of(activity: Activity) -> list[list[int]]:
     """The participant ids of each group of a pair round, group by group."""
     groups: dict[int, list[int]] = {}
     for row in PairAssignment.objects.filter(activity=activity):
         groups.setdefault(row.group, []).append(row.participant_id)
     return list(groups.values())
+
+
+groups_in = database_sync_to_async(groups_of)
 
 
 def partners(groups: list[list[int]]) -> set[frozenset[int]]:
@@ -363,9 +369,58 @@ async def test_phones_that_connect_together_after_the_draw_are_each_placed_in_a_
         shown = group_shown(stage)
         assert len(shown) == 3 and shown["You"] in {"Speaker", "Listener"}
         assert any(participant.pk in group for group in groups)
-    for phone in phones:  # one push for the batch, and every drawn phone sees its newcomer
+    for phone in phones:  # every drawn phone sees its newcomer
         assert len(group_shown(await receive_until(phone.socket, "Round 1 of 2"))) == 3
     await disconnect(*phones, control)
+
+
+def test_a_phone_connecting_while_pairs_are_drawn_is_placed_once_the_draw_is_done(live_session):
+    # The draw holds the session's lock; the late phone's socket waits for it, then must see
+    # the pair round as the draw left it (on PostgreSQL, a read in the same statement as the
+    # lock saw it as it was before, and the phone was neither drawn nor placed).
+    presence.beat()
+    activity = add_activity(
+        live_session,
+        Activity.Kind.PAIR_ROUND,
+        "Talk in pairs",
+        body="Talk",
+        roles=["Speaker", "Listener"],
+        rounds=2,
+        timer_seconds=120,
+    )
+    live_session.open_activity(activity)
+    for _ in range(4):
+        live_session.add_participant()[0].connected(presence.SERVER_ID)
+    late, _ = live_session.add_participant()
+    drawing = threading.Event()
+
+    def draw() -> None:
+        try:
+            with transaction.atomic():
+                Session.objects.select_for_update().get(pk=live_session.pk).draw_pairs()
+                drawing.set()
+                time.sleep(0.5)  # the late phone's socket queues for the lock meanwhile
+        finally:
+            connection.close()
+
+    def connect_late() -> list:
+        drawing.wait(5)
+        try:
+            return batches._open_sockets([batches.Opening(late, "en")])
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        drawn = pool.submit(draw)
+        connected = pool.submit(connect_late)
+        drawn.result()
+        [(ok, (_connection_id, stage))] = connected.result()
+
+    assert ok
+    groups = groups_of(activity)
+    assert sorted(len(group) for group in groups) == [2, 3]
+    assert any(late.pk in group for group in groups)
+    assert len(group_shown(stage)) == 3
 
 
 async def test_a_second_pair_round_gives_everyone_a_new_partner(live_session, facilitator):
