@@ -209,6 +209,19 @@ async def phones_joined(session: Session, number: int) -> list[Phone]:
     return [await phone_joins(session) for _ in range(number)]
 
 
+async def pairs_drawn(
+    session: Session, facilitator, activity: Activity
+) -> tuple[list[Phone], WebsocketCommunicator]:
+    """Four phones joined, the pair round open and drawn, each phone shown its first round."""
+    await open_activity(session, activity)
+    phones = await phones_joined(session, 4)
+    control, _ = await control_view(session, facilitator)
+    await send(control, action="draw_pairs")
+    for phone in phones:
+        await receive_until(phone.socket, "Round 1 of 2")
+    return phones, control
+
+
 # Pair rounds -------------------------------------------------------------------------------
 
 
@@ -317,12 +330,7 @@ async def test_a_phone_that_connects_after_the_draw_joins_a_group_and_its_partne
     live_session, facilitator
 ):
     activity = await add_pair_round(live_session)
-    await open_activity(live_session, activity)
-    phones = await phones_joined(live_session, 4)
-    control, _ = await control_view(live_session, facilitator)
-    await send(control, action="draw_pairs")
-    for phone in phones:
-        await receive_until(phone.socket, "Round 1 of 2")
+    phones, control = await pairs_drawn(live_session, facilitator, activity)
 
     late = await phone_joins(live_session)
     late_group = group_shown(late.stage)
@@ -350,12 +358,7 @@ async def test_phones_that_connect_together_after_the_draw_are_each_placed_in_a_
     # Sockets opened at the same moment are counted together (sessions/batches.py): each
     # late phone still gets a group of its own choosing, the smallest at its turn.
     activity = await add_pair_round(live_session)
-    await open_activity(live_session, activity)
-    phones = await phones_joined(live_session, 4)
-    control, _ = await control_view(live_session, facilitator)
-    await send(control, action="draw_pairs")
-    for phone in phones:
-        await receive_until(phone.socket, "Round 1 of 2")
+    phones, control = await pairs_drawn(live_session, facilitator, activity)
     late = [await database_sync_to_async(live_session.add_participant)() for _ in range(2)]
 
     outcomes = await database_sync_to_async(batches._open_sockets)(
@@ -426,12 +429,7 @@ def test_a_phone_connecting_while_pairs_are_drawn_is_placed_once_the_draw_is_don
 async def test_a_second_pair_round_gives_everyone_a_new_partner(live_session, facilitator):
     first_round = await add_pair_round(live_session, prompt="First talk")
     second_round = await add_pair_round(live_session, prompt="Second talk")
-    await open_activity(live_session, first_round)
-    phones = await phones_joined(live_session, 4)
-    control, _ = await control_view(live_session, facilitator)
-    await send(control, action="draw_pairs")
-    for phone in phones:
-        await receive_until(phone.socket, "Round 1 of 2")
+    phones, control = await pairs_drawn(live_session, facilitator, first_round)
     before = partners(await groups_in(first_round))
 
     await send(control, action="open", activity=str(second_round.pk))
