@@ -1030,20 +1030,11 @@ class ParticipantQuerySet(models.QuerySet["Participant"]):
         """Participants with a socket open on a server process that is still alive."""
         return self.filter(connected_now())
 
-    def for_token(self, token: str | None) -> ParticipantQuerySet:
-        if not token:
-            return self.none()
-        return self.filter(token_hash=hash_token(token))
-
     def for_phone(self, token: str | None, join_code: str) -> Participant | None:
         """The participant a phone's cookie stands for in the session with this code."""
         if not token:
             return None  # a phone that has not joined yet: not even a query to build
-        return only_row(
-            self.for_token(token)
-            .filter(session__join_code=join_code)
-            .exclude(session__status=Session.Status.DRAFT)
-        )
+        return self.for_phones([(token, join_code)])[0]
 
     def for_phones(self, phones: list[tuple[str | None, str]]) -> list[Participant | None]:
         """for_phone of each (token, join code), in one query: the sockets of a room."""
