@@ -3,15 +3,19 @@
 import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import django
+from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
 from django.http import HttpResponse
+from django.template import engines
 from django.urls import set_script_prefix
+from django.utils import translation
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "facilitation.settings")
 
@@ -86,8 +90,26 @@ class ThreadedHttpHandler(ASGIHandler):
         return headers
 
 
+def prepare() -> None:
+    """Compile Attune's templates and load each language's translations before serving.
+
+    Otherwise the first push of a question in each process waited for them: a room's phones
+    get their stage rendered in every language, and the partials a question includes were
+    compiled at that moment (about 5 ms, docs/performance.md). A template that does not
+    compile stops the server here, not in front of a room.
+    """
+    engine = engines["django"].engine
+    for directory in map(Path, engine.dirs):
+        for template in sorted(directory.rglob("*.html")):
+            engine.get_template(template.relative_to(directory).as_posix())
+    for language, _name in settings.LANGUAGES:
+        with translation.override(language):
+            translation.gettext("Attune")
+
+
 # Set up Django before importing consumers, which import models.
 django.setup(set_prefix=False)
+prepare()
 django_asgi_app = ThreadedHttpHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

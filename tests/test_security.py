@@ -16,9 +16,11 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session as LoginSession
 from django.core.cache import caches
 from django.core.management import call_command
+from django.template import TemplateSyntaxError
 from django.urls import reverse
 from playwright.sync_api import expect
 
+from facilitation.asgi import prepare
 from sessions import throttle
 from sessions.models import Participant, Session
 from tests.conftest import in_thread
@@ -210,6 +212,16 @@ def test_no_template_has_inline_script_style_or_handlers():
     ]
 
     assert found == []
+
+
+def test_a_template_that_does_not_compile_stops_the_server_before_it_serves(settings, tmp_path):
+    # Every one of Attune's templates compiles: the server starts.
+    prepare()
+
+    (tmp_path / "broken.html").write_text("{% if %}<p>Welcome</p>{% endif %}")
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    with pytest.raises(TemplateSyntaxError):
+        prepare()
 
 
 def test_the_public_address_is_allowed_as_a_websocket_source_for_older_safari():
