@@ -38,6 +38,7 @@ from django.shortcuts import redirect  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from facilitation.asgi import ThreadedHttpHandler  # noqa: E402
+from facilitation.serve import tune_interpreter  # noqa: E402
 
 GROUP = "bench"
 
@@ -99,3 +100,6 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# The interpreter as in Attune's servers: the same garbage collection and thread switching.
+tune_interpreter()

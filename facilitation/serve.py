@@ -102,17 +102,25 @@ class CommandLineWithoutClientAddresses(CommandLineInterface):
         # Loaded now rather than by the first requests, which would all wait for it while a room
         # of phones joins: the channel layer, and with it redis-py (a tenth of a second).
         get_channel_layer()
-        sys.setswitchinterval(SWITCH_INTERVAL)
-        # The collector's full passes pause every socket of the process, longer the more
-        # phones are connected (180 ms with 1,000). What a started Django holds (about 100,000
-        # objects) lives as long as the process: left out of them. And they come after
-        # FULL_COLLECTION_AFTER passes of the middle generation instead of Python's 10: one in
-        # a 1,000-phone benchmark run instead of twelve (docs/performance.md).
-        gc.collect()  # what is garbage already is not frozen with the rest
-        gc.freeze()
-        young, middle, _ = gc.get_threshold()
-        gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
+        tune_interpreter()
         return application
+
+
+def tune_interpreter() -> None:
+    """Once the application is loaded: threads take turns every SWITCH_INTERVAL, and the
+    garbage collector's full passes leave out what is loaded by now.
+
+    The collector's full passes pause every socket of the process, longer the more phones are
+    connected (180 ms with 1,000). What a started Django holds (about 100,000 objects) lives as
+    long as the process: left out of them. And they come after FULL_COLLECTION_AFTER passes of
+    the middle generation instead of Python's 10: one in a 1,000-phone benchmark run instead of
+    twelve (docs/performance.md). The benchmark's bare reference application runs the same way.
+    """
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    gc.collect()  # what is garbage already is not frozen with the rest
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
 
 
 if __name__ == "__main__":
