@@ -103,8 +103,8 @@ def prepare() -> None:
         for template in sorted(directory.rglob("*.html")):
             engine.get_template(template.relative_to(directory).as_posix())
     for language, _name in settings.LANGUAGES:
-        with translation.override(language):
-            translation.gettext("Attune")
+        translation.activate(language)  # which loads its catalogue
+    translation.deactivate()
 
 
 # Set up Django before importing consumers, which import models.

@@ -285,9 +285,7 @@ class ParticipantConsumer(LiveConsumer):
         except IntegrityError:
             if await database_sync_to_async(self.participant.is_still_here)():
                 raise  # a copy of this message stored at the same moment: the phone retries
-            raise ActionRefused(
-                gettext_lazy("Your place in this session was not found. Join again with the code.")
-            ) from None
+            raise ActionRefused(batches.PLACE_NOT_FOUND) from None
         live.results_changed(self.session_id)
         await self.send(text_data=html)
 
