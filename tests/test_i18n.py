@@ -38,7 +38,8 @@ BODY = "Blorp glim."
 class VisibleText(HTMLParser):
     """The text nodes of a page, and the attributes a person reads or hears."""
 
-    # With the words attune.js shows: the breathing pacer's, the connection status's.
+    # With the words attune.js shows or announces: the breathing pacer's, the connection
+    # status's, a changed answer not sent yet, and the screen readers' "results are showing".
     READ_ATTRIBUTES = {
         "placeholder",
         "aria-label",
@@ -48,6 +49,8 @@ class VisibleText(HTMLParser):
         "data-words-out",
         "data-reconnecting",
         "data-disconnected",
+        "data-unsent",
+        "data-results-shown",
     }
 
     def __init__(self) -> None:
