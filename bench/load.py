@@ -50,8 +50,8 @@ CHOICES = ("0", "1", "2")
 # phones the question; this much when no phone got one.
 REFERENCE_PAYLOAD_BYTES = 1100
 # The reference's fan-out is timed this many times, after a first send that warms it up, and
-# the median is kept: a single send's figure of 15-20 ms doubled or tripled whenever one of
-# Python's full garbage collections (20-50 ms in these processes) fell into it.
+# the median is kept: a single send's figure of 15-19 ms tripled whenever one of Python's full
+# garbage collections (45-52 ms in these processes) fell into it.
 REFERENCE_FANOUTS = 5
 # How long the projector must keep its final count: a late push of an older count would show.
 SETTLE_SECONDS = 1.0
@@ -268,7 +268,7 @@ async def measure_reference(
 ) -> dict[str, Any]:
     """As many phones as took part in Attune's run (`sockets`: their indexes) join the bare
     reference application, over as many processes as Attune's, then as many sockets listen
-    for one message to all of them."""
+    for messages to all of them: one to warm up, then REFERENCE_FANOUTS timed."""
     # Several processes need a channel layer between them; the in-memory one is one process.
     count = servers if "CONFIG" in settings.CHANNEL_LAYERS["default"] else 1
     references = [ReferenceServer(f"bench-reference-{os.getpid()}") for _ in range(count)]
@@ -310,8 +310,8 @@ async def measure_reference(
                     groups, lambda group, marker=marker: group.heard(marker, options.timeout)
                 )
                 fanouts = [at - sent_at for at in heard if at is not None]
-                missing = max(missing, len(heard) - len(fanouts))
                 if send:
+                    missing = max(missing, len(heard) - len(fanouts))
                     figures = spread("reference_fanout", fanouts)
                     timed.append(
                         (figures["reference_fanout_p99_ms"], figures["reference_fanout_max_ms"])
@@ -323,14 +323,16 @@ async def measure_reference(
         logged = [f"server: {line}" for reference in references for line in reference.problems()]
         await asyncio.gather(*(asyncio.to_thread(reference.stop) for reference in references))
     p99s = [p99 for p99, _ in timed if p99 is not None]
-    median_p99 = statistics.median(p99s) if p99s else None
+    median_p99 = statistics.median_low(p99s) if p99s else None
     log(f"reference fan-out p99 {median_p99} ms (the median of {p99s})")
     failed = [error for error in errors if not error.startswith("retried: ")]
     return {
         **join_figures,
         "reference_fanout_p99_ms": median_p99,
         "reference_fanout_p99s_ms": p99s,
-        "reference_fanout_max_ms": max((most for _, most in timed if most), default=None),
+        "reference_fanout_max_ms": max(
+            (most for _, most in timed if most is not None), default=None
+        ),
         "reference_fanout_missing": missing + len(failed),
         # The reference's own troubles: its sockets', and the exceptions its servers logged.
         "reference_errors": dict(Counter(join_errors + errors + logged).most_common(6)),

@@ -29,6 +29,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.reference_settings")
 django.setup()
 
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
+from channels.layers import get_channel_layer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -101,5 +102,8 @@ application = ProtocolTypeRouter(
     }
 )
 
-# The interpreter as in Attune's servers: the same garbage collection and thread switching.
+# As in Attune's servers (facilitation/serve.py): the channel layer loaded before the first
+# socket, then the same garbage collection and thread switching. Importing facilitation.serve
+# also brought its trimming of Autobahn's and Twisted's log lines.
+get_channel_layer()
 tune_interpreter()
