@@ -500,7 +500,13 @@ class Session(models.Model):
     def pause_timer(self) -> None:
         if self.timer_ends_at is None:
             raise ActionRefused(gettext("No countdown is running."))
-        self.timer_paused_seconds = self.timer_remaining_seconds()
+        remaining = self.timer_remaining_seconds()
+        if not remaining:
+            # Paused at 0:00, it would show "paused" and vanish when resumed.
+            raise ActionRefused(
+                gettext("The countdown has run out. Use +1 minute to give more time.")
+            )
+        self.timer_paused_seconds = remaining
         self.timer_ends_at = None
         self.save(update_fields=["timer_ends_at", "timer_paused_seconds"])
 

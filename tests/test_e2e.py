@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from sessions.models import Participant
-from tests.conftest import ARTIFACTS, in_thread, socket_frames, wait_for_a_frame
+from tests.conftest import ARTIFACTS, add_activity, in_thread, socket_frames, wait_for_a_frame
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -513,4 +513,31 @@ def test_counts_read_earlier_never_replace_counts_read_later_on_the_projector(
     # Read a minute "earlier": the database's clock was set back, and the frame is new.
     page_socket[0].send(with_count(3, read_at - 60_000_000))
     expect(projector.locator(".projector-count")).to_contain_text("3 joined")
+    context.close()
+
+
+def test_the_control_view_stops_offering_pause_once_the_countdown_runs_out(
+    live_session, facilitator_cookie, browser, live_server_url
+):
+    def open_a_countdown_about_to_run_out() -> None:
+        step = add_activity(live_session, "instruction", "Sit quietly", body="Breathe")
+        live_session.open_activity(step)
+        live_session.restart_timer(2)
+
+    in_thread(open_a_countdown_about_to_run_out)
+    context = browser.new_context(**LAPTOP)
+    context.add_cookies(
+        [{"name": "sessionid", "value": facilitator_cookie, "url": live_server_url}]
+    )
+    control = context.new_page()
+    control.goto(f"{live_server_url}/sessions/{live_session.pk}/control/")
+    pause = control.get_by_role("button", name="Pause timer")
+    expect(pause).to_be_visible()
+    expect(control.locator(".timer")).to_contain_text("0:00", timeout=5_000)
+    expect(pause).to_be_hidden()
+    control.screenshot(path=ARTIFACTS / "control-countdown-run-out.png")
+    # T, which paused it before, now gives more time; the new countdown can be paused again.
+    control.keyboard.press("t")
+    expect(control.locator(".timer")).to_contain_text("1:00")
+    expect(pause).to_be_visible()
     context.close()

@@ -707,6 +707,22 @@ async def test_pause_and_resume_without_a_countdown_are_refused(live_session, fa
     await disconnect(control)
 
 
+async def test_a_countdown_that_ran_out_is_not_paused_and_plus_one_minute_restarts_it(
+    live_session, facilitator
+):
+    step = await add(live_session, "instruction", "Write a letter", body="Write", timer_seconds=120)
+    await open_activity(live_session, step)
+    await set_timer_ends_in(live_session, -1)
+    control, _ = await control_view(live_session, facilitator)
+
+    await send(control, action="pause_timer")
+    await refusal(control, "The countdown has run out. Use +1 minute to give more time.")
+    assert not (await fresh_session(live_session)).timer_paused
+    await send(control, action="extend_timer")
+    assert 59 <= countdown(await receive_until(control, "data-countdown")) <= 60
+    await disconnect(control)
+
+
 def test_the_countdown_pauses_resumes_and_extends_in_the_model(live_session):
     step = add_activity(live_session, "instruction", "Write", body="Write", timer_seconds=120)
     live_session.open_activity(step)

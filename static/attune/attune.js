@@ -26,6 +26,9 @@
       if (element.textContent !== text) element.textContent = text;
       if (left === 0 && !element.classList.contains("is-done")) vibrate([200, 100, 200]);
       element.classList.toggle("is-done", left === 0);
+      // Run out: the control view's Pause has nothing left to pause (the server refuses it).
+      var pause = left === 0 && document.querySelector('#control-timer[value="pause_timer"]');
+      if (pause) pause.hidden = true;
     });
   }
 
@@ -118,7 +121,7 @@
   }
   function press(actions) {
     for (var i = 0; i < actions.length; i++) {
-      var button = document.querySelector('.control-live button[name="action"][value="' + actions[i] + '"]:not([disabled])');
+      var button = document.querySelector('.control-live button[name="action"][value="' + actions[i] + '"]:not([disabled]):not([hidden])');
       if (button) { button.click(); return true; }
     }
     return false;
