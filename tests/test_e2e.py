@@ -522,7 +522,7 @@ def test_the_control_view_stops_offering_pause_once_the_countdown_runs_out(
     def open_a_countdown_about_to_run_out() -> None:
         step = add_activity(live_session, "instruction", "Sit quietly", body="Breathe")
         live_session.open_activity(step)
-        live_session.restart_timer(2)
+        live_session.restart_timer(5)
 
     in_thread(open_a_countdown_about_to_run_out)
     context = browser.new_context(**LAPTOP)
@@ -533,11 +533,11 @@ def test_the_control_view_stops_offering_pause_once_the_countdown_runs_out(
     control.goto(f"{live_server_url}/sessions/{live_session.pk}/control/")
     pause = control.get_by_role("button", name="Pause timer")
     expect(pause).to_be_visible()
-    expect(control.locator(".timer")).to_contain_text("0:00", timeout=5_000)
+    expect(control.locator(".timer")).to_contain_text("0:00", timeout=10_000)
     expect(pause).to_be_hidden()
     control.screenshot(path=ARTIFACTS / "control-countdown-run-out.png")
     # T, which paused it before, now gives more time; the new countdown can be paused again.
     control.keyboard.press("t")
-    expect(control.locator(".timer")).to_contain_text("1:00")
+    expect(control.locator(".timer")).to_contain_text(re.compile(r"1:00|0:5\d"))
     expect(pause).to_be_visible()
     context.close()
