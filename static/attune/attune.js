@@ -322,12 +322,15 @@
     return Math.max(page.scrollHeight / window.innerHeight, page.scrollWidth / window.innerWidth);
   }
   function zoomToFit(element) {
-    var zoom = 1;
-    for (var tries = 0; tries < 5 && zoom > SMALLEST_ZOOM && overflow() > 1.002; tries++) {
-      // The element's share of the page shrinks with it, so this converges from above.
-      zoom = Math.max(SMALLEST_ZOOM, zoom / overflow() - 0.01);
+    // The largest zoom that fits, found by halving the range: a zoomed element reflows (its
+    // lines wrap less, its grid takes more columns), so its height does not follow the zoom.
+    var fits = SMALLEST_ZOOM, tooBig = 1;
+    for (var tries = 0; tries < 6; tries++) {
+      var zoom = (fits + tooBig) / 2;
       element.style.zoom = String(zoom);
+      if (overflow() > 1) tooBig = zoom; else fits = zoom;
     }
+    element.style.zoom = String(fits);
   }
   function fitProjector() {
     var root = document.querySelector(".projector-root");
