@@ -103,6 +103,12 @@ def live_context(session: Session) -> dict:
         "profile": profile(activity.profile_scales(), session.anonymity_threshold)
         if activity
         else [],
+        "recap": [
+            summarize(question, session.anonymity_threshold)
+            for question in activity.recap_questions()
+        ]
+        if activity
+        else [],
     }
 
 

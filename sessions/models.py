@@ -743,6 +743,9 @@ class Activity(models.Model):
     )
     # The library exercise this step was copied from, e.g. "check-in v1".
     source = models.CharField(max_length=80, blank=True)
+    # A led step that shows the results of its exercise's earlier questions again, for the room
+    # to look back at them together ("What did we notice?").
+    recap = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["position", "id"]
@@ -793,9 +796,10 @@ class Activity(models.Model):
         "suggested_seconds",
         "measure",
         "source",
+        "recap",
     )
     # Step fields that come only from the library, never from the facilitator's form.
-    LIBRARY_ONLY_FIELDS = ("suggested_seconds", "measure", "source")
+    LIBRARY_ONLY_FIELDS = ("suggested_seconds", "measure", "source", "recap")
 
     def as_step(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.STEP_FIELDS}
@@ -806,18 +810,38 @@ class Activity(models.Model):
         Together they make the group profile shown at this step (as in the emotional
         intelligence self-check: five scales, then "our group profile").
         """
+        scales = [
+            activity
+            for activity in self._earlier_in_exercise()
+            if activity.kind == self.Kind.SCALE and not activity.private_results
+        ]
+        return scales if len(scales) >= 2 else []
+
+    def recap_questions(self) -> list[Activity]:
+        """The questions of the same exercise before this step, when it is a recap: the room
+        looks at their results again, together. Private reflections stay out."""
+        if not self.recap:
+            return []
+        return [
+            activity
+            for activity in self._earlier_in_exercise()
+            if activity.takes_answers and not activity.private_results
+        ]
+
+    def _earlier_in_exercise(self) -> list[Activity]:
+        """The activities before this led step that come from the same copy of its library
+        exercise, in agenda order."""
         if self.takes_answers or not self.source:
             return []
-        scales = []
+        found = []
         # Back through this copy of the exercise only: it may be on the agenda twice.
         earlier = self.session.activities.filter(position__lt=self.position).order_by("-position")
         for activity in earlier:
             if activity.source != self.source or activity.prompt == self.prompt:
                 break
-            if activity.kind == self.Kind.SCALE and not activity.private_results:
-                scales.append(activity)
-        scales.reverse()
-        return scales if len(scales) >= 2 else []
+            found.append(activity)
+        found.reverse()
+        return found
 
     # Question cards ---------------------------------------------------------------------
 

@@ -541,3 +541,49 @@ def test_the_control_view_stops_offering_pause_once_the_countdown_runs_out(
     expect(control.locator(".timer")).to_contain_text(re.compile(r"1:00|0:5\d"))
     expect(pause).to_be_visible()
     context.close()
+
+
+def test_the_projector_shows_the_quick_self_check_results_side_by_side_to_look_back(
+    library, live_session, facilitator_cookie, browser, live_server_url
+):
+    def answer_the_three_questions_and_look_back() -> None:
+        from sessions.models import Exercise
+
+        check = Exercise.objects.filter(slug="quick-assessment").latest("version")
+        *questions, look_back = live_session.add_steps(check.steps, source=check.label)
+        people = [live_session.add_participant()[0] for _ in range(4)]
+        answers = {"scale": ["2", "3", "4", "3"], "single_choice": ["0", "0", "4", "1"]}
+        for question in questions:
+            live_session.open_activity(question)
+            field = "choice" if question.is_choice else "value"
+            for person, value in zip(people, answers[question.kind], strict=True):
+                person.answer(question.pk, {field: value})
+        live_session.open_activity(look_back)
+
+    in_thread(answer_the_three_questions_and_look_back)
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    context.add_cookies(
+        [{"name": "sessionid", "value": facilitator_cookie, "url": live_server_url}]
+    )
+    projector, control = context.new_page(), context.new_page()
+    projector.goto(f"{live_server_url}/sessions/{live_session.pk}/projector/")
+    control.goto(f"{live_server_url}/sessions/{live_session.pk}/control/")
+
+    recap = projector.locator(".recap-question")
+    expect(recap).to_have_count(3)
+    expect(recap.nth(0)).to_contain_text("Mean 3.0")
+    expect(recap.nth(1)).to_contain_text("Fear of being judged or turned away")
+    expect(recap.nth(2)).to_contain_text("Most days")
+    # The three fit on the screen beside the step's own text: the results are made smaller
+    # where needed, never the step's words or the join code, and nobody scrolls.
+    assert projector.evaluate("document.documentElement.scrollHeight <= innerHeight")
+    assert projector.locator(".projector-root").evaluate("root => root.style.zoom") == ""
+    projector.screenshot(path=ARTIFACTS / "projector-recap.png")
+    expect(control.locator(".recap-question")).to_have_count(3)
+    control.screenshot(path=ARTIFACTS / "control-recap.png", full_page=True)
+    control.get_by_role("button", name="Hide results").click()
+    expect(recap).to_have_count(0)
+    expect(
+        projector.get_by_text("Results appear here when the facilitator shows them.")
+    ).to_be_visible()
+    context.close()

@@ -421,6 +421,19 @@ def test_a_small_hand_written_library_is_valid(tmp_path):
     assert [plan["slug"] for plan in plans] == ["short"]
 
 
+def test_a_led_step_after_a_question_may_be_a_recap(tmp_path):
+    library_dir, plans_dir = empty_library(tmp_path)
+    steps = step("open_text") + step("instruction", 'text = "Look back."\nrecap = true')
+    write(library_dir / "hello.toml", exercise_toml("hello", steps=steps))
+    write(plans_dir / "short.toml", plan_toml("short", '["hello"]'))
+
+    exercises, _plans = read_library(library_dir, plans_dir)
+
+    assert [step["recap"] for step in exercises[0]["steps"]] == [False, True]
+
+
+SOME_OPTIONS = 'options = ["Yes", "No"]\n'
+
 SCHEMA_ERRORS = [
     (
         "unknown-top-level-field",
@@ -461,6 +474,38 @@ SCHEMA_ERRORS = [
         "minutes-below-half-a-minute",
         exercise_toml("broken", steps=step("open_text", minutes=0.25)),
         "broken.toml: steps[1].minutes: must be a number from 0.5 to 60",
+    ),
+    (
+        "recap-on-a-question",
+        exercise_toml(
+            "broken", steps=step("open_text") + step("single_choice", SOME_OPTIONS + "recap = true")
+        ),
+        "broken.toml: steps[2].recap: only a step that is led, not answered, can be a recap",
+    ),
+    (
+        "recap-with-no-question-before-it",
+        exercise_toml(
+            "broken",
+            steps=step("instruction", 'text = "Look back."\nrecap = true') + step("open_text"),
+        ),
+        "broken.toml: steps[1].recap: no question before this step",
+    ),
+    (
+        "recap-after-private-questions-only",
+        exercise_toml(
+            "broken",
+            steps=step("open_text", "private = true")
+            + step("instruction", 'text = "Look back."\nrecap = true'),
+        ),
+        "broken.toml: steps[2].recap: no question before this step",
+    ),
+    (
+        "recap-not-true-or-false",
+        exercise_toml(
+            "broken",
+            steps=step("open_text") + step("instruction", 'text = "Look back."\nrecap = "yes"'),
+        ),
+        "broken.toml: steps[2].recap: must be true or false",
     ),
     (
         "invalid-toml",

@@ -8,7 +8,7 @@ from django.utils.html import escape
 
 from sessions.exercises.loader import LoadReport, load_library
 from sessions.exercises.translations import localized_steps
-from sessions.models import Activity, Exercise, Plan, Session
+from sessions.models import Activity, Answer, Exercise, Plan, Session
 from tests.conftest import add_activity
 
 Kind = Activity.Kind
@@ -410,6 +410,87 @@ def test_the_emotional_intelligence_check_shows_the_group_profile_on_the_project
     assert html.count('<span class="bar-value">3.0</span>') == 5
     session.end()
     assert "Our group profile" in page(client.get(reverse("session_summary", args=[session.pk])))
+
+
+def test_the_quick_self_check_shows_its_three_results_again_when_the_room_looks_back(
+    client, facilitator, session, library
+):
+    check = exercise("quick-assessment")
+    scale, barriers, talks, look_back = session.add_steps(check.steps, source=check.label)
+    session.start()
+    people = [session.add_participant()[0] for _ in range(3)]
+    for activity, answers in [
+        (scale, [{"value": "2"}, {"value": "3"}, {"value": "4"}]),
+        (barriers, [{"choice": "0"}, {"choice": "0"}, {"choice": "4"}]),
+        (talks, [{"choice": "1"}, {"choice": "1"}]),  # under the threshold of 3
+    ]:
+        session.open_activity(activity)
+        for person, answer in zip(people, answers, strict=False):
+            person.answer(activity.pk, answer)
+    session.open_activity(look_back)
+    client.force_login(facilitator)
+    projector = reverse("session_projector", args=[session.pk])
+
+    html = page(client.get(projector))
+
+    assert look_back.prompt == "What did we notice?"
+    for question in (scale, barriers, talks):
+        assert f'<h2 class="recap-prompt">{escape(question.prompt)}</h2>' in html
+    assert "Mean <strong>3.0</strong>" in html
+    assert "Fear of being judged or turned away</span>" in html
+    assert '<span class="bar-value">2 <span class="percent">(67%)</span></span>' in html
+    assert "Results appear once 3 people have answered." in html
+    assert "Most days" not in html  # the hidden result shows none of its options
+    control = page(client.get(reverse("session_control", args=[session.pk])))
+    assert control.count('class="recap-prompt"') == 3
+    assert "Results appear once 3 people have answered (2 so far)." in control
+    assert 'value="hide_results"' in control
+
+    session.set_results_visible(False)
+    html = page(client.get(projector))
+    assert "recap-prompt" not in html
+    assert "Results appear here when the facilitator shows them." in html
+
+
+def test_the_kinder_story_step_shows_only_the_reframes_the_facilitator_shared(
+    client, facilitator, session, library
+):
+    myths = exercise("myths-that-block-connection")
+    _intro, stories, rewrite, kinder = session.add_steps(myths.steps, source=myths.label)
+    session.start()
+    people = [session.add_participant()[0] for _ in range(5)]  # open text shows from five
+    session.open_activity(stories)
+    for person in people:
+        person.answer(stories.pk, {"choice": ["0"]})
+    session.open_activity(rewrite)
+    texts = ["I can be hard to know, and worth knowing", "Not for the screen", "A", "B", "C"]
+    answers = [
+        person.answer(rewrite.pk, {"text": text})
+        for person, text in zip(people, texts, strict=True)
+    ]
+    session.moderate(answers[0].pk, Answer.Moderation.APPROVED)
+    session.moderate(answers[1].pk, Answer.Moderation.HIDDEN)  # the rest wait for approval
+    session.open_activity(kinder)
+    client.force_login(facilitator)
+
+    html = page(client.get(reverse("session_projector", args=[session.pk])))
+
+    assert escape(stories.prompt) in html
+    assert escape(stories.options[0]) + "</span>" in html
+    assert "I can be hard to know, and worth knowing" in html
+    assert "Not for the screen" not in html
+
+
+def test_a_recap_leaves_out_private_questions_and_an_earlier_copy(session, library):
+    check = exercise("quick-assessment")
+    first_copy = session.add_steps(check.steps, source=check.label)
+    second_copy = session.add_steps(check.steps, source=check.label)
+    second_copy[1].private_results = True
+    second_copy[1].save()
+
+    assert second_copy[-1].recap_questions() == [second_copy[0], second_copy[2]]
+    assert first_copy[-1].recap_questions() == first_copy[:3]
+    assert first_copy[0].recap_questions() == []  # a question is never a recap
 
 
 def test_a_support_step_with_unfilled_gaps_is_pointed_out_in_the_agenda(

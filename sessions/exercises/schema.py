@@ -28,13 +28,15 @@ SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # TOML names that differ from the activity's field names.
 RENAMED = {"text": "body", "private": "private_results"}
 _TOML_NAME = {field: key for key, field in RENAMED.items()}
-# What a step in a file may hold: the activity's step fields, in the file's words; the time
-# is given in minutes, and the source is set by the loader.
+# What only a library step holds, not the facilitator's form; the time is given in minutes.
+LIBRARY_KEYS = {"minutes", "measure", "recap"}
+# What a step in a file may hold: the activity's step fields, in the file's words (the source
+# is set by the loader).
 STEP_KEYS = {
     _TOML_NAME.get(name, name)
     for name in Activity.STEP_FIELDS
     if name not in Activity.LIBRARY_ONLY_FIELDS
-} | {"minutes", "measure"}
+} | LIBRARY_KEYS
 # What a step's translation (a sub-table such as [steps.es]) may hold, in the file's words.
 TRANSLATABLE_KEYS = tuple(_TOML_NAME.get(name, name) for name in TRANSLATABLE_FIELDS)
 
@@ -115,6 +117,7 @@ def read_exercise(path: Path) -> tuple[dict[str, Any], list[str]]:
         for index, step in enumerate(data.get("steps") or [], start=1)
     ]
     _check_every_step_translated(data.get("steps"), problems)
+    _check_recaps(steps, problems)
     # The hash of what the file says, not of the cleaned steps: a newer Attune that cleans
     # steps differently must not take an unchanged file for a changed one.
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
@@ -135,6 +138,19 @@ def _check_every_step_translated(steps: Any, problems: Problems) -> None:
                         f"no [steps.{language}] translation, but other steps of this exercise "
                         "have one: translate every step, or none",
                     )
+
+
+def _check_recaps(steps: list[dict[str, Any]], problems: Problems) -> None:
+    """A recap shows the results of the questions before it: there must be one."""
+    for index, step in enumerate(steps, start=1):
+        if step.get("recap") and not any(
+            earlier.get("kind") not in Activity.STEP_KINDS and not earlier.get("private_results")
+            for earlier in steps[: index - 1]
+        ):
+            problems.add(
+                f"steps[{index}].recap",
+                "no question before this step whose results the room may see again",
+            )
 
 
 def step_fields(step: Any, where: str, problems: Problems) -> dict[str, Any]:
@@ -173,6 +189,11 @@ def step_fields(step: Any, where: str, problems: Problems) -> dict[str, Any]:
     measure = step.get("measure", "")
     if measure and (not isinstance(measure, str) or not SLUG.match(measure)):
         problems.add(f"{where}.measure", "use a-z, 0-9 and dashes only")
+    recap = step.get("recap", False)
+    if not isinstance(recap, bool):
+        problems.add(f"{where}.recap", "must be true or false")
+    elif recap and kind not in Activity.STEP_KINDS:
+        problems.add(f"{where}.recap", "only a step that is led, not answered, can be a recap")
 
     data = {RENAMED.get(key, key): value for key, value in step.items() if key in STEP_KEYS}
     for key in LIST_FIELDS:
@@ -188,6 +209,7 @@ def step_fields(step: Any, where: str, problems: Problems) -> dict[str, Any]:
         "kind": kind,
         "suggested_seconds": round(minutes * 60),
         "measure": measure or "",
+        "recap": recap is True,
     }
     found = {}
     for language, table in translations.items():
@@ -217,7 +239,7 @@ def _validated(
             for error in errors:
                 problems.add(f"{where}.{_toml_name(name)}", error)
         return None
-    for name in set(data) - set(form.fields) - {"minutes", "measure"}:
+    for name in set(data) - set(form.fields) - LIBRARY_KEYS:
         problems.add(f"{where}.{_toml_name(name)}", f"not used by a {kind} step")
     return form.cleaned_data
 

@@ -313,9 +313,9 @@
 
   // The projector shows the whole stage, never a scroll bar: a stage taller or wider than the
   // screen (a question with many options, long texts, a small screen) is zoomed out until it
-  // fits, and back in when it fits again. The results are zoomed first, so that results
-  // appearing under a question do not move the question; then the whole stage. The usual steps
-  // fit a 720-pixel screen unzoomed.
+  // fits, and back in when it fits again. The results are zoomed first (a recap's several
+  // results together), so that results appearing under a question do not move the question;
+  // then the whole stage. The usual steps fit a 720-pixel screen unzoomed.
   var SMALLEST_ZOOM = 0.5;
   function overflow() {
     var page = document.documentElement;
@@ -335,7 +335,7 @@
   function fitProjector() {
     var root = document.querySelector(".projector-root");
     if (!root) return;
-    var results = root.querySelector(".projector-stage .results");
+    var results = root.querySelector(".projector-stage .recap, .projector-stage .results");
     root.style.zoom = "";
     if (results) results.style.zoom = "";
     if (overflow() <= 1.002) return;
