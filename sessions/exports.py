@@ -183,6 +183,8 @@ def session_json(session: Session) -> str:
             "retention_days": session.retention_days,
             # Set once the retention rule deleted the raw answers: only counts are left.
             "answers_deleted_at": session.answers_deleted_at,
+            # Withdrawn by participants during the session: no result holds them.
+            "answers_withdrawn": session.answers_withdrawn,
         },
         "attendance": {"joined": the_review.joined, "peak_present": the_review.peak_present},
         "agenda": [_agenda_item(positions[step.activity.pk], step) for step in the_review.steps],

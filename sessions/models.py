@@ -303,6 +303,9 @@ class Session(models.Model):
     # Attendance, counted while live: kept when the participants are deleted.
     joined_total = models.PositiveIntegerField(default=0)
     peak_present = models.PositiveIntegerField(default=0)
+    # Answers that participants withdrew from their phones (passes included): the summary says
+    # its results leave them out, which explains counts lower than the projector showed.
+    answers_withdrawn = models.PositiveIntegerField(default=0)
 
     # Not stored: the database's clock, in microseconds, just before this copy was read for a
     # render of the counts and results (live.read_for_render). None when it was read otherwise.
@@ -1156,6 +1159,10 @@ class Participant(models.Model):
             Tally.objects.count_changes(uncounted)
             # Exactly those counted out (and their receipts).
             Answer.objects.filter(pk__in=[answer.pk for answer in answers]).delete()
+            if answers:
+                Session.objects.filter(pk=self.session_id).update(
+                    answers_withdrawn=F("answers_withdrawn") + len(answers)
+                )
         return sorted({answer.activity_id for answer in answers})
 
 

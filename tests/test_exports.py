@@ -227,6 +227,24 @@ def test_withdrawing_removes_the_participants_rows_and_changes_the_counts(review
     assert not rows_of(answers, "Did you sleep well?")
 
 
+def test_the_summary_and_the_json_say_how_many_answers_were_withdrawn(client, reviewed):
+    summary = reverse("session_summary", args=[reviewed.pk])
+    client.force_login(reviewed.facilitator)
+    assert "withdrew" not in client.get(summary).content.decode()
+    first = reviewed.participants.order_by("pk").first()
+    withdrawn = first.answers.count()
+    assert withdrawn >= 2
+
+    first.withdraw()
+    first.withdraw()  # nothing left: nothing more to count
+
+    reviewed.refresh_from_db()
+    assert reviewed.answers_withdrawn == withdrawn
+    html = client.get(summary).content.decode()
+    assert f"Participants withdrew {withdrawn} answers from their phones" in html
+    assert json.loads(exports.session_json(reviewed))["session"]["answers_withdrawn"] == withdrawn
+
+
 def test_after_the_retention_rule_only_counts_are_left(reviewed):
     reviewed.end()
     reviewed.delete_raw_answers()
