@@ -403,7 +403,9 @@ class Session(models.Model):
             raise ActionRefused(gettext("That activity belongs to another session."))
         self._clock_out()
         self.current_activity = activity
-        self.results_visible = not activity.private_results
+        # A recap shows again results the facilitator may have hidden while they were asked:
+        # it waits for "Show results".
+        self.results_visible = not activity.private_results and not activity.recap
         self.answers_locked = False
         self.activity_opened_at = timezone.now()
         self._set_timer(activity.timer_seconds)
@@ -837,11 +839,14 @@ class Activity(models.Model):
         if self.takes_answers or not self.source:
             return []
         found = []
-        # Back through this copy of the exercise only: it may be on the agenda twice.
+        # Back through this copy of the exercise only: it may be on the agenda twice, and no
+        # exercise has a prompt twice, so a prompt seen again is the copy before.
+        seen = {self.prompt}
         earlier = self.session.activities.filter(position__lt=self.position).order_by("-position")
         for activity in earlier:
-            if activity.source != self.source or activity.prompt == self.prompt:
+            if activity.source != self.source or activity.prompt in seen:
                 break
+            seen.add(activity.prompt)
             found.append(activity)
         found.reverse()
         return found

@@ -401,13 +401,16 @@ def test_the_emotional_intelligence_check_shows_the_group_profile_on_the_project
             person.answer(scale.pk, {"value": value})
     session.open_activity(activities[-1])
     client.force_login(facilitator)
+    projector = reverse("session_projector", args=[session.pk])
 
-    html = page(client.get(reverse("session_projector", args=[session.pk])))
+    html = page(client.get(projector))
 
     assert "Our group profile" in html
     for part in ["Self-awareness", "Self-regulation", "Social skills", "Empathy", "Motivation"]:
         assert f'<span class="bar-label">{part}</span>' in html
     assert html.count('<span class="bar-value">3.0</span>') == 5
+    session.set_results_visible(False)  # "Hide results" hides the profile too
+    assert 'class="profile"' not in page(client.get(projector))
     session.end()
     assert "Our group profile" in page(client.get(reverse("session_summary", args=[session.pk])))
 
@@ -430,26 +433,29 @@ def test_the_quick_self_check_shows_its_three_results_again_when_the_room_looks_
     session.open_activity(look_back)
     client.force_login(facilitator)
     projector = reverse("session_projector", args=[session.pk])
+    hidden = "Fewer than 3 people answered, so this result stays hidden."
 
+    # The facilitator may have hidden a result while it was asked: the projector waits.
+    html = page(client.get(projector))
+    assert "recap-prompt" not in html
+    assert "Results appear here when the facilitator shows them." in html
+    control = page(client.get(reverse("session_control", args=[session.pk])))
+    assert control.count('<h3 class="recap-prompt">') == 3
+    assert hidden in control
+    assert 'value="show_results"' in control
+
+    session.set_results_visible(True)
     html = page(client.get(projector))
 
     assert look_back.prompt == "What did we notice?"
     for question in (scale, barriers, talks):
         assert f'<h2 class="recap-prompt">{escape(question.prompt)}</h2>' in html
+    assert "1: Very uncomfortable · 5: Very comfortable" in html
     assert "Mean <strong>3.0</strong>" in html
     assert "Fear of being judged or turned away</span>" in html
     assert '<span class="bar-value">2 <span class="percent">(67%)</span></span>' in html
-    assert "Results appear once 3 people have answered." in html
+    assert hidden in html  # its question is closed: no more answers can come
     assert "Most days" not in html  # the hidden result shows none of its options
-    control = page(client.get(reverse("session_control", args=[session.pk])))
-    assert control.count('class="recap-prompt"') == 3
-    assert "Results appear once 3 people have answered (2 so far)." in control
-    assert 'value="hide_results"' in control
-
-    session.set_results_visible(False)
-    html = page(client.get(projector))
-    assert "recap-prompt" not in html
-    assert "Results appear here when the facilitator shows them." in html
 
 
 def test_the_kinder_story_step_shows_only_the_reframes_the_facilitator_shared(
@@ -458,19 +464,27 @@ def test_the_kinder_story_step_shows_only_the_reframes_the_facilitator_shared(
     myths = exercise("myths-that-block-connection")
     _intro, stories, rewrite, kinder = session.add_steps(myths.steps, source=myths.label)
     session.start()
-    people = [session.add_participant()[0] for _ in range(5)]  # open text shows from five
+    people = [session.add_participant()[0] for _ in range(6)]  # open text shows from five
     session.open_activity(stories)
     for person in people:
         person.answer(stories.pk, {"choice": ["0"]})
     session.open_activity(rewrite)
-    texts = ["I can be hard to know, and worth knowing", "Not for the screen", "A", "B", "C"]
+    texts = [
+        "I can be hard to know, and worth knowing",
+        "Hidden by the facilitator",
+        "Still waiting for approval",
+        "I want to kill myself",  # flagged: for the facilitator only
+        "Also waiting",
+        "And one more",
+    ]
     answers = [
         person.answer(rewrite.pk, {"text": text})
         for person, text in zip(people, texts, strict=True)
     ]
     session.moderate(answers[0].pk, Answer.Moderation.APPROVED)
-    session.moderate(answers[1].pk, Answer.Moderation.HIDDEN)  # the rest wait for approval
+    session.moderate(answers[1].pk, Answer.Moderation.HIDDEN)
     session.open_activity(kinder)
+    session.set_results_visible(True)
     client.force_login(facilitator)
 
     html = page(client.get(reverse("session_projector", args=[session.pk])))
@@ -478,7 +492,8 @@ def test_the_kinder_story_step_shows_only_the_reframes_the_facilitator_shared(
     assert escape(stories.prompt) in html
     assert escape(stories.options[0]) + "</span>" in html
     assert "I can be hard to know, and worth knowing" in html
-    assert "Not for the screen" not in html
+    for text in texts[1:]:
+        assert text not in html
 
 
 def test_a_recap_leaves_out_private_questions_and_an_earlier_copy(session, library):
@@ -491,6 +506,8 @@ def test_a_recap_leaves_out_private_questions_and_an_earlier_copy(session, libra
     assert second_copy[-1].recap_questions() == [second_copy[0], second_copy[2]]
     assert first_copy[-1].recap_questions() == first_copy[:3]
     assert first_copy[0].recap_questions() == []  # a question is never a recap
+    first_copy[-1].delete()  # the first copy's recap gone, its questions stay
+    assert second_copy[-1].recap_questions() == [second_copy[0], second_copy[2]]
 
 
 def test_a_support_step_with_unfilled_gaps_is_pointed_out_in_the_agenda(
