@@ -303,8 +303,8 @@ class Session(models.Model):
     # Attendance, counted while live: kept when the participants are deleted.
     joined_total = models.PositiveIntegerField(default=0)
     peak_present = models.PositiveIntegerField(default=0)
-    # Answers that participants withdrew from their phones (passes included): the summary says
-    # its results leave them out, which explains counts lower than the projector showed.
+    # Answers (not passes) that participants withdrew from their phones: the summary says its
+    # results leave them out, which explains counts lower than the projector showed.
     answers_withdrawn = models.PositiveIntegerField(default=0)
 
     # Not stored: the database's clock, in microseconds, just before this copy was read for a
@@ -1164,10 +1164,13 @@ class Participant(models.Model):
             Tally.objects.count_changes(uncounted)
             # Exactly those counted out (and their receipts).
             Answer.objects.filter(pk__in=[answer.pk for answer in answers]).delete()
-            if answers:
-                Session.objects.filter(pk=self.session_id).update(
-                    answers_withdrawn=F("answers_withdrawn") + len(answers)
-                )
+        # Counted after the commit, holding no other lock: a facilitator's action locks the
+        # session first and the answers after, so locking them the other way round here could
+        # deadlock with it. Passes are not counted: they were never in a result.
+        if withdrawn := sum(not answer.passed for answer in answers):
+            Session.objects.filter(pk=self.session_id).update(
+                answers_withdrawn=F("answers_withdrawn") + withdrawn
+            )
         return sorted({answer.activity_id for answer in answers})
 
 
