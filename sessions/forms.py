@@ -72,6 +72,18 @@ def session_language_for(language: str | None) -> str:
         return Session._meta.get_field("language").default
 
 
+class SavesItsFieldsOnly(forms.ModelForm):
+    """A form on a session, whose other fields change while it runs (the open activity, the
+    results shown, the counts): saving writes the form's fields only, never the copy of the
+    others that this request read."""
+
+    def save(self, commit: bool = True) -> Any:
+        if not commit or self.instance.pk is None:
+            return super().save(commit)
+        self.instance.save(update_fields=self._meta.fields)
+        return self.instance
+
+
 class NewSessionForm(SessionLanguageMixin):
     class Meta:
         model = Session
@@ -88,7 +100,7 @@ class PlanForm(forms.Form):
     )
 
 
-class SessionForm(SessionLanguageMixin):
+class SessionForm(SavesItsFieldsOnly, SessionLanguageMixin):
     class Meta:
         model = Session
         fields = [
@@ -144,7 +156,7 @@ class GroupForm(forms.ModelForm):
         labels = {"name": gettext_lazy("Name")}
 
 
-class NotesForm(forms.ModelForm):
+class NotesForm(SavesItsFieldsOnly):
     class Meta:
         model = Session
         fields = ["notes"]

@@ -17,6 +17,7 @@ from django.test import Client
 
 from sessions import live
 from sessions.consumers import CLOSE_SESSION_DELETED
+from sessions.forms import NotesForm, SessionForm
 from sessions.models import (
     Activity,
     Answer,
@@ -177,6 +178,34 @@ def test_notes_are_autosaved_from_the_control_view_and_shown_on_the_summary(
     assert "Quiet start; M. left early." in summary
     projector = signed_in.get(f"/sessions/{live_session.pk}/projector/").content.decode()
     assert "Quiet start" not in projector
+
+
+def test_saving_notes_or_settings_keeps_what_the_session_did_meanwhile(live_session):
+    """A notes autosave or a settings form reads the session, and the running session may
+    move on before it saves: the question opened meanwhile stays open."""
+    question = add_activity(live_session, "scale", "How rested are you?")
+    read_by_the_notes_request = Session.objects.get(pk=live_session.pk)
+    read_by_the_settings_request = Session.objects.get(pk=live_session.pk)
+    live_session.open_activity(question)
+
+    notes = NotesForm({"notes": "Quiet start."}, instance=read_by_the_notes_request)
+    assert notes.is_valid()
+    notes.save()
+    settings = SessionForm(
+        {
+            "title": "Tuesday circle, renamed",
+            "language": live_session.language,
+            "anonymity_threshold": live_session.anonymity_threshold,
+            "retention_days": live_session.retention_days,
+        },
+        instance=read_by_the_settings_request,
+    )
+    assert settings.is_valid(), settings.errors
+    settings.save()
+
+    live_session.refresh_from_db()
+    assert live_session.current_activity == question
+    assert (live_session.notes, live_session.title) == ("Quiet start.", "Tuesday circle, renamed")
 
 
 def test_notes_can_be_edited_afterwards_without_scripts(signed_in, live_session):
