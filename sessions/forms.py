@@ -73,14 +73,17 @@ def session_language_for(language: str | None) -> str:
 
 
 class SavesItsFieldsOnly(forms.ModelForm):
-    """A form on a session, whose other fields change while it runs (the open activity, the
-    results shown, the counts): saving writes the form's fields only, never the copy of the
-    others that this request read."""
+    """A form on a row that changes while a session runs (the session's open activity and
+    counts; an activity's cards drawn, round, time open): saving writes the fields this form
+    shows only, never the copy of the others that this request read."""
 
     def save(self, commit: bool = True) -> Any:
         if not commit or self.instance.pk is None:
             return super().save(commit)
-        self.instance.save(update_fields=self._meta.fields)
+        if self.errors:
+            return super().save(commit)  # Django's own error for an invalid form
+        stored = {field.name for field in self.instance._meta.concrete_fields}
+        self.instance.save(update_fields=[name for name in self.fields if name in stored])
         return self.instance
 
 
@@ -163,7 +166,7 @@ class NotesForm(SavesItsFieldsOnly):
         widgets = {"notes": forms.Textarea(attrs={"rows": 4})}
 
 
-class ActivityForm(forms.ModelForm):
+class ActivityForm(SavesItsFieldsOnly):
     """One form for every kind; only the fields that kind uses are kept.
 
     It also validates the steps of the exercise library (sessions/exercises/schema.py), so a

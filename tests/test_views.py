@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import dateformat, timezone
 
+from sessions.forms import ActivityForm
 from sessions.models import DEFAULT_FEELINGS, Activity, Answer, Group, Member, Participant, Session
 from tests.conftest import add_activity
 
@@ -540,6 +541,24 @@ def test_a_facilitator_edits_an_activity_prompt(client, facilitator, session):
     assert "Did you sleep well?" in page(response)
     activity.refresh_from_db()
     assert activity.prompt == "Did you sleep well?"
+
+
+def test_editing_a_step_keeps_the_card_drawn_meanwhile(live_session):
+    """The edit read the activity; a card was drawn before it saved: the card stays drawn."""
+    deck = "What made you smile this week?\nWho do you miss?\nWhat helps you rest?"
+    cards = add_activity(live_session, Kind.QUESTION_CARDS, "Cards", options=deck.split("\n"))
+    read_by_the_edit = Activity.objects.get(pk=cards.pk)
+    cards.draw_card()
+
+    form = ActivityForm(
+        {"prompt": "Question cards", "options": deck}, instance=read_by_the_edit, kind=cards.kind
+    )
+    assert form.is_valid(), form.errors
+    form.save()
+
+    cards.refresh_from_db()
+    assert cards.prompt == "Question cards"
+    assert len(cards.cards_drawn) == 1
 
 
 def test_an_invalid_edit_is_refused_with_the_reason(client, facilitator, session):
