@@ -385,8 +385,11 @@ exercises = {exercises}
 """
 
 
-def step(kind: str, extra: str = "", *, script: bool = True, minutes: float = 2) -> str:
-    lines = ["[[steps]]", f'kind = "{kind}"', 'prompt = "A prompt"', f"minutes = {minutes}"]
+def step(
+    kind: str, extra: str = "", *, script: bool = True, minutes: float = 2, prompt: str = ""
+) -> str:
+    prompt = prompt or f"A {kind} step"
+    lines = ["[[steps]]", f'kind = "{kind}"', f'prompt = "{prompt}"', f"minutes = {minutes}"]
     if script:
         lines.append('script = "What to say."')
     return "\n".join([*lines, extra]) + "\n"
@@ -506,6 +509,14 @@ SCHEMA_ERRORS = [
             steps=step("open_text") + step("instruction", 'text = "Look back."\nrecap = "yes"'),
         ),
         "broken.toml: steps[2].recap: must be true or false",
+    ),
+    (
+        "two-steps-with-one-prompt",
+        exercise_toml(
+            "broken",
+            steps=step("open_text", prompt="Twice") + step("word_cloud", prompt="Twice"),
+        ),
+        "broken.toml: steps[2].prompt: the same as steps[1]'s: give each step a prompt of its own",
     ),
     (
         "invalid-toml",

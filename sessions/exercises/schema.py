@@ -118,6 +118,7 @@ def read_exercise(path: Path) -> tuple[dict[str, Any], list[str]]:
     ]
     _check_every_step_translated(data.get("steps"), problems)
     _check_recaps(steps, problems)
+    _check_prompts_differ(steps, problems)
     # The hash of what the file says, not of the cleaned steps: a newer Attune that cleans
     # steps differently must not take an unchanged file for a changed one.
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
@@ -151,6 +152,27 @@ def _check_recaps(steps: list[dict[str, Any]], problems: Problems) -> None:
                 f"steps[{index}].recap",
                 "no question before this step whose results the room may see again",
             )
+
+
+def _check_prompts_differ(steps: list[dict[str, Any]], problems: Problems) -> None:
+    """Each step has a prompt of its own, in every language: on an agenda that holds the
+    exercise twice, a prompt seen again is where the copy before ends (for a recap and a
+    group profile, Activity._earlier_in_exercise)."""
+    for language in ("en", *LANGUAGES):
+        first_at: dict[str, int] = {}
+        for index, step in enumerate(steps, start=1):
+            prompt = step.get(TRANSLATIONS_KEY, {}).get(language, {}).get("prompt")
+            prompt = prompt or step.get("prompt")
+            if not prompt:
+                continue
+            if prompt in first_at:
+                in_language = "" if language == "en" else f" (in {language})"
+                problems.add(
+                    f"steps[{index}].prompt",
+                    f"the same as steps[{first_at[prompt]}]'s{in_language}: "
+                    "give each step a prompt of its own",
+                )
+            first_at.setdefault(prompt, index)
 
 
 def step_fields(step: Any, where: str, problems: Problems) -> dict[str, Any]:
