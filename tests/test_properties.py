@@ -420,6 +420,8 @@ def control_outcome(state: SessionState, message: Any, agenda: list[int]) -> Ses
     action = message.get("action")
 
     def opened(activity_id: int) -> SessionState:
+        # Every activity of AGENDA is a question whose results show (none private, none a
+        # recap), which Session.open_activity shows at once.
         return replace(
             state, current_activity_id=activity_id, answers_locked=False, results_visible=True
         )
