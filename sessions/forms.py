@@ -78,10 +78,8 @@ class SavesItsFieldsOnly(forms.ModelForm):
     shows only, never the copy of the others that this request read."""
 
     def save(self, commit: bool = True) -> Any:
-        if not commit or self.instance.pk is None:
-            return super().save(commit)
-        if self.errors:
-            return super().save(commit)  # Django's own error for an invalid form
+        if not commit or self.instance.pk is None or self.errors:
+            return super().save(commit)  # a new row; or Django's own error for an invalid form
         stored = {field.name for field in self.instance._meta.concrete_fields}
         self.instance.save(update_fields=[name for name in self.fields if name in stored])
         return self.instance
