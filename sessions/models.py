@@ -873,6 +873,21 @@ class Activity(models.Model):
         return bool(PLACEHOLDER.search(self.body))
 
     @property
+    def body_for_group(self) -> str:
+        """The text as phones and the projector show it: never a gap left to fill. A line holding
+        one is left out (a crisis line reading "[Your local crisis line]" helps nobody), and so is
+        a paragraph that had lines left out and is left with its heading alone, or nothing."""
+        if not self.has_placeholders:
+            return self.body
+        shown = []
+        for paragraph in re.split(r"\n\s*\n", self.body):
+            lines = paragraph.splitlines()
+            kept = [line for line in lines if not PLACEHOLDER.search(line)]
+            if len(kept) == len(lines) or len(kept) > 1:
+                shown.append("\n".join(kept))
+        return "\n\n".join(shown)
+
+    @property
     def current_card(self) -> str | None:
         return self.options[self.cards_drawn[-1]] if self.cards_drawn else None
 

@@ -22,7 +22,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.html import escape
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
@@ -480,6 +480,18 @@ def plan_delete(request: HttpRequest, plan_id: int) -> HttpResponse:
 def session_start(request: HttpRequest, session_id: int) -> HttpResponse:
     session = _get_own_session(request, session_id)
     session.start()
+    if gaps := [activity for activity in session.activities_in_order() if activity.has_placeholders]:
+        messages.warning(
+            request,
+            ngettext(
+                "“%(prompt)s” still has [bracketed] gaps: the projector and phones leave out "
+                "those lines until you fill them in.",
+                "%(count)d steps still have [bracketed] gaps, the first “%(prompt)s”: the "
+                "projector and phones leave out those lines until you fill them in.",
+                len(gaps),
+            )
+            % {"prompt": gaps[0].prompt, "count": len(gaps)},
+        )
     return redirect("session_control", session_id=session.pk)
 
 

@@ -6,9 +6,10 @@ import pytest
 from django.urls import reverse
 from django.utils.html import escape
 
+from sessions import live
 from sessions.exercises.loader import LoadReport, load_library
 from sessions.exercises.translations import localized_steps
-from sessions.models import Activity, Answer, Exercise, Plan, Session
+from sessions.models import PLACEHOLDER, Activity, Answer, Exercise, Plan, Session
 from tests.conftest import add_activity
 
 Kind = Activity.Kind
@@ -525,6 +526,41 @@ def test_a_support_step_with_unfilled_gaps_is_pointed_out_in_the_agenda(
     activity.save()
     html = page(client.get(reverse("session_edit", args=[session.pk])))
     assert "bracketed" not in html
+
+
+def test_the_group_never_sees_a_support_line_whose_gap_is_not_filled_in(
+    client, facilitator, session, library
+):
+    support = exercise("more-support")
+    (activity,) = session.add_steps(support.steps, source=support.label)
+    client.force_login(facilitator)
+
+    response = client.post(reverse("session_start", args=[session.pk]), follow=True)
+
+    # Told at the start, on the control view, which names the step.
+    assert "“Where to find more support” still has [bracketed] gaps" in page(response)
+    session.refresh_from_db()
+    participant, _token = session.add_participant()
+    session.open_activity(activity)
+    gaps = PLACEHOLDER.findall(activity.body)
+    assert len(gaps) >= 5
+    projector = page(client.get(reverse("session_projector", args=[session.pk])))
+    phone = live.render_phone_stage(participant)
+    for html in (projector, phone):
+        assert not any(gap in html for gap in gaps)
+        assert "RIGHT NOW" not in html  # a heading whose every line had a gap
+        assert "Types of help you can ask about" in html  # a line without one
+        assert "This is not medical advice" in html
+    control = page(client.get(reverse("session_control", args=[session.pk])))
+    assert "leave out every line of this step that still has a [bracketed] gap" in control
+    assert "[Your local emergency number]" not in control.split("Your script")[0]
+
+    activity.body = activity.body.replace("[Your local emergency number]", "112")
+    activity.save()
+
+    projector = page(client.get(reverse("session_projector", args=[session.pk])))
+    assert "RIGHT NOW<br>- Emergency services: 112" in projector
+    assert "Crisis line" not in projector  # still a gap
 
 
 def test_a_group_profile_leaves_out_private_scales_and_an_earlier_copy(
