@@ -734,6 +734,27 @@ def test_the_control_view_shows_the_code_and_the_controls(client, facilitator, l
     assert "End session" in html
 
 
+def test_a_private_reflection_offers_nothing_to_show_on_the_projector(
+    client, facilitator, live_session
+):
+    reflection = add_activity(
+        live_session, Activity.Kind.OPEN_TEXT, "My first small step", private_results=True
+    )
+    live_session.open_activity(reflection)
+    texts = ["Call my sister", "Say hello to a neighbour", "Join the walking group", "Rest", "Cook"]
+    for text in texts:  # enough for an open text's threshold
+        live_session.add_participant()[0].answer(reflection.pk, {"text": text})
+    client.force_login(facilitator)
+
+    html = page(client.get(reverse("session_control", args=[live_session.pk])))
+
+    assert "Say hello to a neighbour" in html  # the facilitator reads them
+    assert "never shown on the projector" in html
+    assert "Show on projector" not in html
+    assert "On the projector" not in html
+    assert "waiting for your approval" not in html
+
+
 def test_the_projector_shows_the_code_and_qr_but_no_facilitator_controls(
     client, facilitator, live_session, choice_activity
 ):
