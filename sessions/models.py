@@ -738,6 +738,9 @@ class Activity(models.Model):
     )
     # The pair round being run (0 until pairs are drawn) and the question cards drawn so far.
     current_round = models.PositiveSmallIntegerField(default=0)
+    # The rounds of the pairs drawn: `rounds`, or more when a group has more members than that
+    # (a triad), so that each member takes the first role once.
+    rounds_to_run = models.PositiveSmallIntegerField(default=0)
     cards_drawn = models.JSONField(default=list, blank=True)
     # A scale asked again later carries the same name, so before and after can be compared.
     measure = models.SlugField(max_length=40, blank=True)
@@ -930,12 +933,13 @@ class Activity(models.Model):
             for position, member in enumerate(group)
         )
         self.current_round = 1
-        self.save(update_fields=["current_round"])
+        self.rounds_to_run = max(self.rounds, *map(len, best))
+        self.save(update_fields=["current_round", "rounds_to_run"])
 
     def next_round(self) -> None:
         if not self.current_round:
             raise ActionRefused(gettext("Draw pairs first."))
-        if self.current_round >= self.rounds:
+        if self.current_round >= self.rounds_to_run:
             raise ActionRefused(gettext("That was the last round."))
         self.current_round += 1
         self.save(update_fields=["current_round"])
@@ -951,6 +955,9 @@ class Activity(models.Model):
         PairAssignment.objects.create(
             activity=self, participant=participant, group=group, position=sizes.get(group, 0)
         )
+        if sizes.get(group, 0) + 1 > self.rounds_to_run:  # a round more, for them to lead once
+            self.rounds_to_run = sizes.get(group, 0) + 1
+            self.save(update_fields=["rounds_to_run"])
         return True
 
     def group_of(self, participant: Participant) -> list[tuple[Participant, str]] | None:

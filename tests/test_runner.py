@@ -278,8 +278,9 @@ async def test_five_phones_make_one_pair_and_one_triad_with_one_speaker_each(
     control, _ = await control_view(live_session, facilitator)
 
     await send(control, action="draw_pairs")
+    # A round more than the two planned, so that each of the triad speaks once.
     shown_on = {
-        phone.participant.pk: group_shown(await receive_until(phone.socket, "Round 1 of 2"))
+        phone.participant.pk: group_shown(await receive_until(phone.socket, "Round 1 of 3"))
         for phone in phones
     }
     groups = {tuple(group) for group in await groups_in(activity)}
@@ -290,7 +291,32 @@ async def test_five_phones_make_one_pair_and_one_triad_with_one_speaker_each(
         assert len(shown) == len(group)
         assert list(shown.values()).count("Speaker") == 1
         assert list(shown.values()).count("Listener") == len(group) - 1
-    assert "(with a triad)" in await receive_until(control, "Round 1 of 2")
+    assert "(with a triad)" in await receive_until(control, "Round 1 of 3")
+    await disconnect(*phones, control)
+
+
+async def test_each_of_a_triad_takes_the_first_role_once_in_a_round_more(
+    live_session, facilitator
+):
+    activity = await add_pair_round(live_session)
+    await open_activity(live_session, activity)
+    phones = await phones_joined(live_session, 3)
+    control, _ = await control_view(live_session, facilitator)
+    await send(control, action="draw_pairs")
+    speakers = []
+    for round_ in (1, 2, 3):
+        if round_ > 1:
+            await send(control, action="next_round")
+        roles = [
+            group_shown(await receive_until(phone.socket, f"Round {round_} of 3"))["You"]
+            for phone in phones
+        ]
+        assert roles.count("Speaker") == 1
+        speakers.append(roles.index("Speaker"))
+    assert sorted(speakers) == [0, 1, 2]
+    assert "one round more than planned" in await receive_until(control, "Round 3 of 3")
+    await send(control, action="next_round")
+    await refusal(control, "That was the last round.")
     await disconnect(*phones, control)
 
 
@@ -372,8 +398,8 @@ async def test_phones_that_connect_together_after_the_draw_are_each_placed_in_a_
         shown = group_shown(stage)
         assert len(shown) == 3 and shown["You"] in {"Speaker", "Listener"}
         assert any(participant.pk in group for group in groups)
-    for phone in phones:  # every drawn phone sees its newcomer
-        assert len(group_shown(await receive_until(phone.socket, "Round 1 of 2"))) == 3
+    for phone in phones:  # every drawn phone sees its newcomer, and a round more for them
+        assert len(group_shown(await receive_until(phone.socket, "Round 1 of 3"))) == 3
     await disconnect(*phones, control)
 
 
