@@ -22,6 +22,11 @@ class Step:
         return self.result.answered + self.result.passed if self.result else 0
 
     @property
+    def skipped(self) -> bool:
+        """A question nobody could answer: never opened, or passed over at once."""
+        return self.result is not None and not self.responses and not self.actual_seconds
+
+    @property
     def planned_seconds(self) -> int | None:
         return self.activity.suggested_seconds
 

@@ -480,7 +480,9 @@ def plan_delete(request: HttpRequest, plan_id: int) -> HttpResponse:
 def session_start(request: HttpRequest, session_id: int) -> HttpResponse:
     session = _get_own_session(request, session_id)
     session.start()
-    if gaps := [activity for activity in session.activities_in_order() if activity.has_placeholders]:
+    if gaps := [
+        activity for activity in session.activities_in_order() if activity.has_placeholders
+    ]:
         messages.warning(
             request,
             ngettext(

@@ -285,8 +285,14 @@ def test_the_json_has_the_session_agenda_results_and_attendance(reviewed):
     assert "'" + HYPERLINK not in agenda["What helps you connect?"]["result"]["texts"]
     assert HYPERLINK in agenda["What helps you connect?"]["result"]["texts"]
     assert agenda["Too few answered this"]["result"] is None
+    assert agenda["Too few answered this"]["result_state"] == "below_threshold"
+    assert sleep["result_state"] == "shown"
     breath = agenda["Take a breath"]
-    assert (breath["takes_answers"], breath["result"]) == (False, None)
+    assert (breath["takes_answers"], breath["result"], breath["result_state"]) == (
+        False,
+        None,
+        None,
+    )
     assert data["comparisons"] == [
         {
             "measure": "connected",
@@ -296,6 +302,15 @@ def test_the_json_has_the_session_agenda_results_and_attendance(reviewed):
             "median_change": 1.0,
         }
     ]
+
+
+def test_the_json_tells_a_question_never_opened_from_one_too_few_answered(reviewed):
+    add_activity(reviewed, Kind.SCALE, "Never asked")
+
+    agenda = {item["prompt"]: item for item in json.loads(exports.session_json(reviewed))["agenda"]}
+
+    assert agenda["Never asked"]["result"] is None
+    assert agenda["Never asked"]["result_state"] == "not_opened"
 
 
 def test_the_json_has_no_pseudonyms_notes_scripts_or_flagged_answers(reviewed):

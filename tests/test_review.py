@@ -141,6 +141,30 @@ def test_the_summary_hides_what_too_few_answered_and_says_why(signed_in, facilit
     assert "Mean" not in page
 
 
+def test_the_summary_says_a_step_was_not_opened_rather_than_hidden(signed_in, facilitator):
+    session, *_ = circle(facilitator, end=False)
+    add_activity(session, Activity.Kind.SINGLE_CHOICE, "What would you like more of?")
+    session.end()
+
+    page = text_of(signed_in.get(f"/sessions/{session.pk}/summary/"))
+
+    assert page.count("Not opened in this session, so nobody answered it.") == 1
+    assert "stays hidden" not in page
+    assert page.count("answered · 0 passed") == 3  # the three steps that were opened
+
+
+def test_the_summary_says_what_each_end_of_a_scale_means(signed_in, facilitator):
+    session, check_in, _question, check_out = circle(facilitator)
+    for scale in (check_in, check_out):
+        scale.scale_min_label, scale.scale_max_label = "Cut off", "Close to people"
+        scale.save()
+
+    page = text_of(signed_in.get(f"/sessions/{session.pk}/summary/"))
+
+    # Under the before-and-after comparison, and under each of the two scales.
+    assert page.count("1: Cut off · 5: Close to people") == 3
+
+
 def test_a_comparison_under_the_threshold_shows_no_change(signed_in, facilitator):
     session = Session.objects.create(facilitator=facilitator, title="Small group")
     session.start()

@@ -295,9 +295,7 @@ async def test_five_phones_make_one_pair_and_one_triad_with_one_speaker_each(
     await disconnect(*phones, control)
 
 
-async def test_each_of_a_triad_takes_the_first_role_once_in_a_round_more(
-    live_session, facilitator
-):
+async def test_each_of_a_triad_takes_the_first_role_once_in_a_round_more(live_session, facilitator):
     activity = await add_pair_round(live_session)
     await open_activity(live_session, activity)
     phones = await phones_joined(live_session, 3)
