@@ -287,6 +287,8 @@ def session_edit(request: HttpRequest, session_id: int) -> HttpResponse:
             if session.is_live:
                 live.after_commit(live.push_facilitator_views, session.pk)
         return redirect("session_edit", session_id=session.pk)
+    if form.is_bound:  # checking the form changed the session it holds: show the one saved
+        session.refresh_from_db()
     return render(
         request,
         "sessions/session_edit.html",

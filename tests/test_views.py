@@ -1278,6 +1278,21 @@ def test_the_summary_shows_the_counts_once_the_threshold_is_reached(
     assert '<span class="bar-value">0 <span class="percent">(0%)</span>' in html
 
 
+def test_settings_refused_leave_the_page_naming_the_session_as_saved(client, facilitator, session):
+    client.force_login(facilitator)
+
+    response = client.post(
+        reverse("session_edit", args=[session.pk]),
+        {"title": "Thursday circle", "anonymity_threshold": "99999999999", "retention_days": "30"},
+    )
+
+    html = page(response)
+    assert "<h1>Tuesday circle</h1>" in html  # nothing was saved
+    assert 'value="Thursday circle"' in html  # what was typed is kept in its field
+    session.refresh_from_db()
+    assert session.title == "Tuesday circle"
+
+
 def test_the_summary_respects_a_threshold_lowered_before_the_start(client, facilitator, session):
     client.force_login(facilitator)
     client.post(
