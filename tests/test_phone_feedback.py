@@ -248,6 +248,39 @@ def test_a_changed_answer_says_it_is_not_sent_until_it_is(evening, browser, live
     expect(state).to_contain_text("Answer received")
 
 
+def test_an_answer_not_sent_when_the_facilitator_moves_on_comes_back_with_the_question(
+    evening, facilitator_cookie, browser, live_server_url
+):
+    control = control_view(browser, live_server_url, facilitator_cookie, evening)
+    control.get_by_role("button", name=f"Open: {WRITTEN_PROMPT}").click()
+    phone = small_phone(browser)
+    join(phone, live_server_url, evening)
+    answer = phone.get_by_label(re.compile("^Your answer"))
+    answer.fill("Knowing I can stay quiet for a while")
+
+    control.get_by_role("button", name=f"Open: {SECOND_PROMPT}").click()
+
+    expect(phone.locator("#phone-stage h1")).to_have_text(SECOND_PROMPT)
+    expect(phone.get_by_role("alert")).to_have_text(
+        "Your answer to the last question was not sent. This phone keeps it: it comes back if "
+        "that question opens again."
+    )
+    phone.get_by_label(OPTIONS[1]).check()  # picked, not sent either
+    phone.screenshot(path=ARTIFACTS / "phone-feedback-draft-kept-320.png")
+    control.get_by_role("button", name=f"Open: {WRITTEN_PROMPT}").click()
+    expect(phone.locator("#phone-stage h1")).to_have_text(WRITTEN_PROMPT)
+    expect(answer).to_have_value("Knowing I can stay quiet for a while")
+    phone.get_by_role("button", name="Send answer").tap()
+    expect(phone.locator("#phone-stage .state")).to_contain_text("Answer received")
+    control.get_by_role("button", name=f"Open: {SECOND_PROMPT}").click()
+    expect(phone.get_by_label(OPTIONS[1])).to_be_checked()
+    expect(phone.get_by_role("button", name="Send answer")).to_be_visible()
+    # The written answer was sent: moving back shows the stored one, and nothing is put back.
+    control.get_by_role("button", name=f"Open: {WRITTEN_PROMPT}").click()
+    expect(answer).to_have_value("Knowing I can stay quiet for a while")
+    expect(phone.locator("#phone-stage .state")).to_contain_text("Answer received")
+
+
 # Joining ---------------------------------------------------------------------------------------
 
 

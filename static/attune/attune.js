@@ -500,6 +500,67 @@
     try { body = JSON.parse(event.detail.message); } catch (error) { return; }
     if (state && body && body.action === "answer" && body.client_id) state.dataset.sentAs = body.client_id;
   });
+  // An answer being written or changed and not sent yet stays on this phone (in this page only,
+  // never stored) when the facilitator moves on: the person is told, and if the question opens
+  // again, what they had is put back, not sent yet. Kept until they send it or pass.
+  var drafts = {}, changed = {};  // by activity id: the fields, and whether they changed
+  function answerForm(stage) {
+    var form = stage && stage.querySelector(".answer-form");
+    var activity = form && form.querySelector("input[name=activity]");
+    return activity ? { form: form, activity: activity.value } : null;
+  }
+  function fieldKey(field) {
+    return field.type === "radio" || field.type === "checkbox" ? field.name + "=" + field.value : field.id;
+  }
+  function fieldsOf(form) {
+    return form.querySelectorAll("input[type=radio], input[type=checkbox], input[type=text], input:not([type]), textarea");
+  }
+  function keepDraft(shown) {
+    var draft = {};
+    fieldsOf(shown.form).forEach(function (field) {
+      draft[fieldKey(field)] = field.type === "radio" || field.type === "checkbox" ? field.checked : field.value;
+    });
+    drafts[shown.activity] = draft;
+  }
+  document.addEventListener("input", function (event) {
+    var form = event.target.closest && event.target.closest("#phone-stage .answer-form");
+    var shown = form && answerForm(document.getElementById("phone-stage"));
+    if (shown) changed[shown.activity] = true;
+  });
+  document.addEventListener("htmx:wsAfterSend", function (event) {
+    var body;
+    try { body = JSON.parse(event.detail.message); } catch (error) { return; }
+    if (body && body.activity && (body.action === "answer" || body.action === "pass")) {
+      delete changed[body.activity];
+      delete drafts[body.activity];
+    }
+  });
+  var draftBefore = null;
+  document.addEventListener("htmx:wsBeforeMessage", function () {
+    var shown = answerForm(document.getElementById("phone-stage"));
+    draftBefore = shown && changed[shown.activity] ? shown : null;
+    if (draftBefore) keepDraft(draftBefore);
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    var before = draftBefore, shown = answerForm(document.getElementById("phone-stage"));
+    draftBefore = null;
+    var notice = document.getElementById("notice"), root = document.querySelector("[data-draft-kept]");
+    if (before && (!shown || shown.activity !== before.activity) && notice && root) {
+      notice.className = "notice info";
+      notice.textContent = "";
+      notice.appendChild(document.createElement("span")).textContent = root.dataset.draftKept;
+    }
+    if (!shown || !drafts[shown.activity] || (before && shown.form === before.form)) return;
+    var draft = drafts[shown.activity];
+    fieldsOf(shown.form).forEach(function (field) {
+      var key = fieldKey(field);
+      if (!(key in draft)) return;
+      if (field.type === "radio" || field.type === "checkbox") field.checked = draft[key];
+      else field.value = draft[key];
+    });
+    markUnsent({ target: shown.form });
+  });
+
   document.addEventListener("htmx:wsAfterMessage", function (event) {
     var state = document.querySelector("#phone-stage .state.unsent");
     var message = event.detail.message;
