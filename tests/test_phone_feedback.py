@@ -281,6 +281,25 @@ def test_an_answer_not_sent_when_the_facilitator_moves_on_comes_back_with_the_qu
     expect(phone.locator("#phone-stage .state")).to_contain_text("Answer received")
 
 
+def test_a_long_answer_counts_down_to_its_limit(
+    evening, facilitator_cookie, browser, live_server_url
+):
+    control = control_view(browser, live_server_url, facilitator_cookie, evening)
+    control.get_by_role("button", name=f"Open: {WRITTEN_PROMPT}").click()
+    phone = small_phone(browser)
+    join(phone, live_server_url, evening)
+    limit = phone.locator("#phone-stage .limit")
+    expect(limit).to_have_text("Up to 500 characters.")
+    answer = phone.get_by_label(re.compile("^Your answer"))
+
+    answer.fill("Quiet. " * 64)  # 448 characters: not near the end yet
+    expect(limit).to_have_text("Up to 500 characters.")
+    answer.press_sequentially("Tea and a chair by the door")
+
+    expect(limit).to_have_text("Characters left: 25")
+    phone.screenshot(path=ARTIFACTS / "phone-feedback-characters-left-320.png")
+
+
 # Joining ---------------------------------------------------------------------------------------
 
 

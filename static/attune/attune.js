@@ -535,6 +535,16 @@
       delete drafts[body.activity];
     }
   });
+  // An open answer near its length limit says how much is left (phone_stage.html).
+  var LIMIT_SHOWN_FROM = 50;
+  document.addEventListener("input", function (event) {
+    var field = event.target;
+    var hint = field.tagName === "TEXTAREA" && field.id && document.getElementById(field.id.replace(/-text$/, "-limit"));
+    if (!hint || !hint.dataset.left) return;
+    if (!hint.dataset.limitText) hint.dataset.limitText = hint.textContent;
+    var left = field.maxLength - field.value.length;
+    hint.textContent = left <= LIMIT_SHOWN_FROM ? hint.dataset.left.replace("{n}", left) : hint.dataset.limitText;
+  });
   var draftBefore = null;
   document.addEventListener("htmx:wsBeforeMessage", function () {
     var shown = answerForm(document.getElementById("phone-stage"));
