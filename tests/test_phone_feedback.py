@@ -145,8 +145,16 @@ def test_reconnecting_shows_at_the_bottom_of_the_screen(evening, browser, live_s
     expect(banner).to_be_visible()
     expect(banner).to_be_in_viewport(ratio=1)
     phone.screenshot(path=ARTIFACTS / "phone-feedback-reconnecting-320.png")
+    # A tap meanwhile is not lost, and the phone says so.
+    phone.get_by_label(OPTIONS[2]).check()
+    phone.get_by_role("button", name="Send answer").tap()
+    expect(phone.get_by_role("alert")).to_have_text(
+        "Not sent yet: it goes as soon as this phone is back online."
+    )
     phone.context.set_offline(False)
     expect(banner).to_be_hidden(timeout=15_000)
+    expect(phone.locator("#phone-stage .state")).to_contain_text("Answer received")
+    expect(phone.get_by_role("alert")).to_be_hidden()
 
 
 def test_answers_closed_shows_next_to_the_buttons(

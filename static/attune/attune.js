@@ -535,6 +535,20 @@
       delete drafts[body.activity];
     }
   });
+  // Words of the phone page's (data-draft-kept, say) in its notice, until the server's next frame.
+  function tell(words) {
+    var notice = document.getElementById("notice"), root = document.querySelector(".live-root");
+    if (!notice || !root || !root.dataset[words]) return;
+    notice.className = "notice info";
+    notice.textContent = "";
+    notice.appendChild(document.createElement("span")).textContent = root.dataset[words];
+  }
+  // An answer or a pass tapped while the connection is down waits in htmx's queue and goes on
+  // reconnecting: the phone says so, rather than seem to ignore the tap.
+  document.addEventListener("htmx:wsConfigSend", function (event) {
+    var action = event.detail.parameters.action;
+    if (closedSocket && (action === "answer" || action === "pass")) tell("sentWhenBack");
+  });
   // An open answer near its length limit says how much is left (phone_stage.html).
   var LIMIT_SHOWN_FROM = 50;
   document.addEventListener("input", function (event) {
@@ -554,12 +568,7 @@
   document.addEventListener("htmx:wsAfterMessage", function () {
     var before = draftBefore, shown = answerForm(document.getElementById("phone-stage"));
     draftBefore = null;
-    var notice = document.getElementById("notice"), root = document.querySelector("[data-draft-kept]");
-    if (before && (!shown || shown.activity !== before.activity) && notice && root) {
-      notice.className = "notice info";
-      notice.textContent = "";
-      notice.appendChild(document.createElement("span")).textContent = root.dataset.draftKept;
-    }
+    if (before && (!shown || shown.activity !== before.activity)) tell("draftKept");
     if (!shown || !drafts[shown.activity] || (before && shown.form === before.form)) return;
     var draft = drafts[shown.activity];
     fieldsOf(shown.form).forEach(function (field) {
