@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from sessions.exercises.schema import LIBRARY_DIR, read_exercise
 from sessions.models import Activity, Answer, Group, Session
 from tests.conftest import ARTIFACTS, ROOT, add_activity, in_thread
 from tests.test_review import answer_all, circle
@@ -176,6 +177,10 @@ def test_the_projector_is_readable_from_the_back_of_the_room(
 
 
 ZOOM = "document.querySelector('.projector-root').style.zoom"
+# How far the results are zoomed out in all (attune.js zooms the results, or else the stage).
+STAGE_ZOOM = """() => [".projector-root", ".projector-stage .results"]
+    .map((selector) => parseFloat(document.querySelector(selector).style.zoom) || 1)
+    .reduce((a, b) => a * b)"""
 FITS = """() => document.documentElement.scrollHeight <= innerHeight
              && document.documentElement.scrollWidth <= innerWidth"""
 LONG_WORD = "Supercalifragilisticexpialidocious" * 6
@@ -224,6 +229,26 @@ def test_the_projector_shows_the_whole_stage_on_the_screen_whatever_it_holds(
     look("eleven-options")
     for option in options:
         expect(page.locator(".bar", has_text=option)).to_be_in_viewport()
+
+    # The library's own eleven options, a line of words each: on this small projector they fit
+    # at six tenths of full size or more (before, the labels wrapped to four lines each in a
+    # narrow column and did not fit even at half size).
+    exercise, _problems = read_exercise(LIBRARY_DIR / "what-gets-in-the-way.toml")
+    barriers = next(step for step in exercise["steps"] if step["kind"] == "multiple_choice")
+    in_thread(
+        lambda: open_with_answers(
+            projector_session,
+            Activity.Kind.SINGLE_CHOICE,
+            barriers["prompt"],
+            [number % 11 for number in range(12)],
+            options=barriers["options"],
+            body=barriers["body"],
+        )
+    )
+    look("eleven-long-options")
+    for option in barriers["options"]:
+        expect(page.locator(".bar", has_text=option)).to_be_in_viewport()
+    assert page.evaluate(STAGE_ZOOM) >= 0.6
 
     in_thread(
         lambda: open_with_answers(
