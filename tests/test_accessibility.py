@@ -524,6 +524,10 @@ def test_a_facilitator_runs_a_session_with_the_keyboard_only(browser, live_serve
     expect(control.get_by_role("button", name="Pause timer")).to_be_visible()
     expect(control.locator(".current h2")).to_have_text("Sit quietly")
     control.screenshot(path=ARTIFACTS / "control-keyboard.png")
+    # But a clicker's page keys still move the session from there.
+    control.keyboard.press("PageUp")
+    expect(control.locator(".current h2")).to_have_text("How was your week?")
+    expect(control.get_by_label("Private notes")).to_have_value("tp")
 
 
 def test_every_page_names_its_language_and_has_a_logo_and_favicon(browser, live_server_url):

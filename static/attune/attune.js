@@ -131,8 +131,10 @@
     else if (document.documentElement.requestFullscreen) document.documentElement.requestFullscreen();
   }
   document.addEventListener("keydown", function (event) {
-    if (event.ctrlKey || event.metaKey || event.altKey || typingIn(event.target)) return;
     var key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    // A clicker's page keys move the session even from the notes box, where nobody pages.
+    var clicker = key === "PageDown" || key === "PageUp";
+    if (event.ctrlKey || event.metaKey || event.altKey || (typingIn(event.target) && !clicker)) return;
     var dialog = document.getElementById("shortcuts");
     var handled = false;
     if (key === "?" && dialog) {
