@@ -488,8 +488,8 @@ def session_start(request: HttpRequest, session_id: int) -> HttpResponse:
         messages.warning(
             request,
             ngettext(
-                "“%(prompt)s” still has [bracketed] gaps: the projector and phones leave out "
-                "those lines until you fill them in.",
+                "%(count)d step still has [bracketed] gaps, “%(prompt)s”: the projector and "
+                "phones leave out those lines until you fill them in.",
                 "%(count)d steps still have [bracketed] gaps, the first “%(prompt)s”: the "
                 "projector and phones leave out those lines until you fill them in.",
                 len(gaps),

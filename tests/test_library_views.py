@@ -538,7 +538,7 @@ def test_the_group_never_sees_a_support_line_whose_gap_is_not_filled_in(
     response = client.post(reverse("session_start", args=[session.pk]), follow=True)
 
     # Told at the start, on the control view, which names the step.
-    assert "“Where to find more support” still has [bracketed] gaps" in page(response)
+    assert "1 step still has [bracketed] gaps, “Where to find more support”" in page(response)
     session.refresh_from_db()
     participant, _token = session.add_participant()
     session.open_activity(activity)
