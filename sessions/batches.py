@@ -15,6 +15,7 @@ alone, so that one bad item never costs the others theirs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -240,12 +241,16 @@ def _connect_in_a_transaction(
     placed = set()
     for (_connection, session), participant in zip(opened, participants, strict=True):
         activity = session and session.current_activity
-        if (
-            activity
-            and activity.kind == Activity.Kind.PAIR_ROUND
-            and activity.place_late_joiner(participant)
-        ):
+        if not activity or activity.kind != Activity.Kind.PAIR_ROUND:
+            continue
+        if activity.place_late_joiner(participant):
             placed.add(session.pk)
+        elif partners := activity.partners_of(participant):
+            # Back after a dropped connection: its partners no longer show it as gone.
+            transaction.on_commit(
+                functools.partial(live.refresh_phones, session.pk, activity.pk, partners),
+                robust=True,
+            )
     for session_id in placed:
         # A late joiner is placed in a group; the group's phones show their new partner.
         live.after_commit(live.push_session, session_id)

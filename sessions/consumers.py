@@ -24,6 +24,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib import auth
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F
 from django.utils import translation
 from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.utils.translation.trans_real import parse_accept_lang_header
@@ -34,6 +35,7 @@ from .models import (
     Answer,
     AnswerRequest,
     Connection,
+    PairAssignment,
     Participant,
     Session,
     normalize_join_code,
@@ -262,7 +264,7 @@ class ParticipantConsumer(LiveConsumer):
     async def disconnect(self, code: int) -> None:
         if self.connection_id is not None:
             connection_id, self.connection_id = self.connection_id, None
-            await database_sync_to_async(Connection.objects.filter(pk=connection_id).delete)()
+            await database_sync_to_async(_disconnected)(connection_id, self.participant)
             live.results_changed(self.session_id)
         await super().disconnect(code)
 
@@ -305,6 +307,21 @@ class ParticipantConsumer(LiveConsumer):
             )
         if html:
             await self.send(text_data=html)
+
+
+def _disconnected(connection_id: int, participant: Participant) -> None:
+    """The socket is closed: the phone no longer counts as connected through it, and in a pair
+    round its partners' phones show it as gone."""
+    Connection.objects.filter(pk=connection_id).delete()
+    pairs = PairAssignment.objects.filter(
+        participant=participant, activity=F("activity__session__current_activity")
+    ).select_related("activity")
+    try:
+        for pair in pairs:
+            partners = pair.activity.partners_of(participant)
+            live.refresh_phones(participant.session_id, pair.activity_id, partners)
+    except Exception:  # the phone has gone all the same; its partners see it at the next push
+        logger.warning("Could not tell a pair round that a phone left", exc_info=True)
 
 
 def _acknowledge(participant: Participant, message: dict[str, Any], answer: Answer) -> str:

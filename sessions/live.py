@@ -441,6 +441,23 @@ def push_session(session_id: int) -> None:
     _push_control_agenda(session)
 
 
+def refresh_phones(session_id: int, activity_id: int, participant_ids: list[int]) -> None:
+    """Only these phones of the session show their stage afresh (a partner of theirs in a pair
+    round came or went); every other phone keeps what it shows."""
+    if not participant_ids:
+        return
+    nothing_new = {language: "" for language, _name in settings.LANGUAGES}
+    _send(
+        participants_group(session_id),
+        {
+            "type": "phone.refresh",
+            "activity": activity_id,
+            "html": nothing_new,
+            "own": _phone_list(participant_ids),
+        },
+    )
+
+
 def _push_control_agenda(session: Session) -> None:
     # The facilitator's action went through: clear any earlier error on the control view.
     with translation.override(session.language):

@@ -960,6 +960,15 @@ class Activity(models.Model):
             self.save(update_fields=["rounds_to_run"])
         return True
 
+    def partners_of(self, participant: Participant) -> list[int]:
+        """The ids of the others in the participant's group (none before pairs are drawn)."""
+        mine = self.pairs.filter(participant=participant).values("group")
+        return list(
+            self.pairs.filter(group__in=mine)
+            .exclude(participant=participant)
+            .values_list("participant_id", flat=True)
+        )
+
     def group_of(self, participant: Participant) -> list[tuple[Participant, str]] | None:
         """The participant's group for the current round: each member with their role."""
         mine = self.pairs.filter(participant=participant).first()

@@ -560,6 +560,31 @@ async def test_a_paired_phone_that_reconnects_keeps_its_partner(live_session, fa
     await disconnect(*phones[1:], back, control)
 
 
+async def test_a_partner_whose_phone_drops_shows_as_gone_and_back_on_its_partners_phone(
+    live_session, facilitator
+):
+    activity = await add_pair_round(live_session)
+    phones, control = await pairs_drawn(live_session, facilitator, activity)
+    groups = await groups_in(activity)
+    by_pk = {phone.participant.pk: phone for phone in phones}
+    (mine,) = [group for group in groups if phones[0].participant.pk in group]
+    (partner,) = [by_pk[pk] for pk in mine if pk != phones[0].participant.pk]
+    others = [phone for phone in phones if phone.participant.pk not in mine]
+
+    await disconnect(phones[0])
+
+    gone = await receive_until(partner.socket, "(not connected)")
+    assert phones[0].participant.pseudonym in gone
+    for phone in others:  # the other pair's phones are left alone
+        assert await phone.socket.receive_nothing(timeout=0.2)
+    back = await phone_reconnects(live_session, phones[0])
+    again = await receive_until(partner.socket, phones[0].participant.pseudonym)
+    assert "(not connected)" not in again
+    for phone in others:
+        assert await phone.socket.receive_nothing(timeout=0.2)
+    await disconnect(*phones[1:], back, control)
+
+
 # The countdown -----------------------------------------------------------------------------
 
 
