@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import re
 import secrets
@@ -738,9 +739,8 @@ class Activity(models.Model):
     )
     # The pair round being run (0 until pairs are drawn) and the question cards drawn so far.
     current_round = models.PositiveSmallIntegerField(default=0)
-    # The rounds of the pairs drawn: `rounds`, or more when a group has more members than that
-    # (a triad), so that each member takes the first role once.
-    rounds_to_run = models.PositiveSmallIntegerField(default=0)
+    # The most members in one group of the pairs drawn (a triad: 3), for `rounds_to_run`.
+    largest_group = models.PositiveSmallIntegerField(default=0)
     cards_drawn = models.JSONField(default=list, blank=True)
     # A scale asked again later carries the same name, so before and after can be compared.
     measure = models.SlugField(max_length=40, blank=True)
@@ -875,18 +875,20 @@ class Activity(models.Model):
         """Text still holding "[Your local crisis line]"-style gaps for the facilitator to fill."""
         return bool(PLACEHOLDER.search(self.body))
 
-    @property
+    @functools.cached_property
     def body_for_group(self) -> str:
         """The text as phones and the projector show it: never a gap left to fill. A line holding
         one is left out (a crisis line reading "[Your local crisis line]" helps nobody), and so is
-        a paragraph that had lines left out and is left with its heading alone, or nothing."""
+        a heading in capitals left with no line under it ("RIGHT NOW" when every number there is
+        a gap). Any line filled in stays."""
         if not self.has_placeholders:
             return self.body
         shown = []
         for paragraph in re.split(r"\n\s*\n", self.body):
             lines = paragraph.splitlines()
             kept = [line for line in lines if not PLACEHOLDER.search(line)]
-            if len(kept) == len(lines) or len(kept) > 1:
+            heading_alone = kept == lines[:1] and len(lines) > 1 and kept[0].isupper()
+            if kept and not heading_alone:
                 shown.append("\n".join(kept))
         return "\n\n".join(shown)
 
@@ -933,8 +935,8 @@ class Activity(models.Model):
             for position, member in enumerate(group)
         )
         self.current_round = 1
-        self.rounds_to_run = max(self.rounds, *map(len, best))
-        self.save(update_fields=["current_round", "rounds_to_run"])
+        self.largest_group = max(map(len, best))
+        self.save(update_fields=["current_round", "largest_group"])
 
     def next_round(self) -> None:
         if not self.current_round:
@@ -955,10 +957,16 @@ class Activity(models.Model):
         PairAssignment.objects.create(
             activity=self, participant=participant, group=group, position=sizes.get(group, 0)
         )
-        if sizes.get(group, 0) + 1 > self.rounds_to_run:  # a round more, for them to lead once
-            self.rounds_to_run = sizes.get(group, 0) + 1
-            self.save(update_fields=["rounds_to_run"])
+        if sizes.get(group, 0) + 1 > self.largest_group:
+            self.largest_group = sizes.get(group, 0) + 1
+            self.save(update_fields=["largest_group"])
         return True
+
+    @property
+    def rounds_to_run(self) -> int:
+        """`rounds`, or as many as the largest group has members when that is more (a triad in
+        a two-round exercise), so that where the roles swap each member takes the first once."""
+        return self.rounds if self.rounds == 1 else max(self.rounds, self.largest_group)
 
     def partners_of(self, participant: Participant) -> list[int]:
         """The ids of the others in the participant's group (none before pairs are drawn)."""

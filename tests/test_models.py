@@ -1095,3 +1095,39 @@ def test_a_keycap_emoji_is_a_word_of_its_own_in_the_word_cloud():
     assert (
         strip_punctuation("#\ufe0f\u20e3 *\ufe0f\u20e3 #hope") == "#\ufe0f\u20e3 *\ufe0f\u20e3 hope"
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        # A heading whose every line is a gap goes with them.
+        ("RIGHT NOW\n- Emergency: [Your local emergency number]", ""),
+        # A filled-in line stays, with its heading or without one.
+        (
+            "RIGHT NOW\n- Emergency: 112\n- Crisis line: [Your local crisis line]",
+            "RIGHT NOW\n- Emergency: 112",
+        ),
+        (
+            "Emergency services: 112\nCrisis line: [Your local crisis line]",
+            "Emergency services: 112",
+        ),
+        # Paragraphs without a gap are untouched.
+        ("Breathe out slowly.\n\nAsk [Facilitator name] after.", "Breathe out slowly."),
+        ("Nothing to fill in [ok].", "Nothing to fill in [ok]."),
+    ],
+)
+def test_the_group_sees_no_gap_left_to_fill_and_every_line_filled_in(body, shown):
+    assert session_models.Activity(body=body).body_for_group == shown
+
+
+@pytest.mark.parametrize(
+    ("rounds", "largest_group", "rounds_to_run"),
+    [(2, 2, 2), (2, 3, 3), (4, 3, 4), (1, 3, 1), (2, 0, 2)],
+)
+def test_where_roles_swap_each_member_of_a_larger_group_gets_a_round_to_lead(
+    rounds, largest_group, rounds_to_run
+):
+    # Worked out each time, so an edit of the step's rounds after the draw counts at once.
+    activity = Activity(rounds=rounds, largest_group=largest_group)
+
+    assert activity.rounds_to_run == rounds_to_run

@@ -312,7 +312,7 @@ async def test_each_of_a_triad_takes_the_first_role_once_in_a_round_more(live_se
         assert roles.count("Speaker") == 1
         speakers.append(roles.index("Speaker"))
     assert sorted(speakers) == [0, 1, 2]
-    assert "one round more than planned" in await receive_until(control, "Round 3 of 3")
+    assert "more rounds than planned" in await receive_until(control, "Round 3 of 3")
     await send(control, action="next_round")
     await refusal(control, "That was the last round.")
     await disconnect(*phones, control)
