@@ -15,7 +15,6 @@ alone, so that one bad item never costs the others theirs.
 from __future__ import annotations
 
 import asyncio
-import functools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -173,17 +172,19 @@ find_phone = batched(_find_phones)
 
 @dataclass
 class Opening:
-    """A phone's socket to count as connected, and to show its stage in `language`."""
+    """A phone's socket to count as connected, and to show its stage in `language`. `channel`:
+    the socket's channel-layer name."""
 
     participant: Participant
     language: str
+    channel: str = ""
 
 
 def _open_sockets(sockets: list[Opening]) -> list[Outcome]:
     """Count every phone of the batch as connected on this server process, in one transaction,
     then render the stage each shows first: (True, (its Connection's id, the stage)) each."""
     try:
-        opened = _connect([socket.participant for socket in sockets])
+        opened = _connect(sockets)
     except IntegrityError as error:
         if len(sockets) > 1:
             # A phone whose place was removed since its socket found it fails the commit of
@@ -206,25 +207,26 @@ def _place_gone_or(participant: Participant, error: Exception) -> Outcome:
     return False, ActionRefused(PLACE_NOT_FOUND) if gone else error
 
 
-def _connect(participants: list[Participant]) -> list[tuple[Connection, Session | None]]:
+def _connect(sockets: list[Opening]) -> list[tuple[Connection, Session | None]]:
     try:
-        return _connect_in_a_transaction(participants)
+        return _connect_in_a_transaction(sockets)
     except IntegrityError:
         if ServerProcess.objects.filter(pk=presence.SERVER_ID).exists():
             raise
         # This process's row was gone (forgotten after a long stall, or a database reset), so
         # the sockets' rows could not hang on it: beat, and connect them again.
         presence.beat()
-        return _connect_in_a_transaction(participants)
+        return _connect_in_a_transaction(sockets)
 
 
 @transaction.atomic
-def _connect_in_a_transaction(
-    participants: list[Participant],
-) -> list[tuple[Connection, Session | None]]:
+def _connect_in_a_transaction(sockets: list[Opening]) -> list[tuple[Connection, Session | None]]:
+    participants = [socket.participant for socket in sockets]
     connections = Connection.objects.bulk_create(
-        Connection(participant=participant, server_id=presence.SERVER_ID)
-        for participant in participants
+        Connection(
+            participant=socket.participant, server_id=presence.SERVER_ID, channel=socket.channel
+        )
+        for socket in sockets
     )
     # Locked like a facilitator action, so a phone arriving during a draw is either drawn or
     # placed afterwards, never missed. Read in a statement of its own, after the lock: on
@@ -247,10 +249,7 @@ def _connect_in_a_transaction(
             placed.add(session.pk)
         elif partners := activity.partners_of(participant):
             # Back after a dropped connection: its partners no longer show it as gone.
-            transaction.on_commit(
-                functools.partial(live.refresh_phones, session.pk, activity.pk, partners),
-                robust=True,
-            )
+            live.after_commit(live.tell_partners, partners)
     for session_id in placed:
         # A late joiner is placed in a group; the group's phones show their new partner.
         live.after_commit(live.push_session, session_id)

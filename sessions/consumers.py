@@ -253,7 +253,7 @@ class ParticipantConsumer(LiveConsumer):
         presence.ensure_heartbeat()
         try:
             self.connection_id, html = await batches.open_socket(
-                batches.Opening(participant, self.language)
+                batches.Opening(participant, self.language, self.channel_name)
             )
         except ActionRefused as refusal:
             await self.refuse_connection(refusal)
@@ -308,6 +308,10 @@ class ParticipantConsumer(LiveConsumer):
         if html:
             await self.send(text_data=html)
 
+    async def partners_changed(self, event: dict[str, Any]) -> None:
+        """A partner in this phone's pair round came or went (live.tell_partners)."""
+        await self.phone_refresh({})
+
 
 def _disconnected(connection_id: int, participant: Participant) -> None:
     """The socket is closed: the phone no longer counts as connected through it, and in a pair
@@ -318,8 +322,7 @@ def _disconnected(connection_id: int, participant: Participant) -> None:
     ).select_related("activity")
     try:
         for pair in pairs:
-            partners = pair.activity.partners_of(participant)
-            live.refresh_phones(participant.session_id, pair.activity_id, partners)
+            live.tell_partners(pair.activity.partners_of(participant))
     except Exception:  # the phone has gone all the same; its partners see it at the next push
         logger.warning("Could not tell a pair round that a phone left", exc_info=True)
 

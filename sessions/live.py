@@ -37,7 +37,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 
 from .aggregation import Result, profile, summarize
-from .models import Activity, Answer, Participant, Session, only_row
+from .models import Activity, Answer, Connection, Participant, Session, only_row
 
 logger = logging.getLogger(__name__)
 
@@ -441,21 +441,13 @@ def push_session(session_id: int) -> None:
     _push_control_agenda(session)
 
 
-def refresh_phones(session_id: int, activity_id: int, participant_ids: list[int]) -> None:
-    """Only these phones of the session show their stage afresh (a partner of theirs in a pair
-    round came or went); every other phone keeps what it shows."""
-    if not participant_ids:
-        return
-    nothing_new = {language: "" for language, _name in settings.LANGUAGES}
-    _send(
-        participants_group(session_id),
-        {
-            "type": "phone.refresh",
-            "activity": activity_id,
-            "html": nothing_new,
-            "own": _phone_list(participant_ids),
-        },
-    )
+def tell_partners(participant_ids: list[int]) -> None:
+    """A partner of these phones in a pair round came or went: each of their sockets, and no
+    other, shows its stage afresh (with who is connected)."""
+    layer = get_channel_layer()
+    channels = Connection.objects.filter(participant__in=participant_ids).exclude(channel="")
+    for channel in channels.values_list("channel", flat=True):
+        async_to_sync(layer.send)(channel, {"type": "partners.changed"})
 
 
 def _push_control_agenda(session: Session) -> None:
@@ -564,10 +556,10 @@ def stage_from_refresh(
     return refresh.get("html", {}).get(language)
 
 
-def after_commit(push: Callable[[int], None], session_id: int) -> None:
-    """Run `push` for the session once the current transaction has committed.
+def after_commit(push: Callable[..., None], *args: Any) -> None:
+    """Run `push(*args)` (the session's id, say) once the current transaction has committed.
 
     Robust: the data is committed by then, so a failed push (a channel layer hiccup) is logged
     rather than turned into an error for the person who made the change.
     """
-    transaction.on_commit(lambda: push(session_id), robust=True)
+    transaction.on_commit(lambda: push(*args), robust=True)

@@ -1628,6 +1628,9 @@ class Connection(models.Model):
         Participant, on_delete=models.CASCADE, related_name="connections"
     )
     server = models.ForeignKey(ServerProcess, on_delete=models.CASCADE, related_name="+")
+    # The socket's channel-layer name, to reach this socket alone (a pair round's partner who
+    # came or went); blank for a row made without a socket.
+    channel = models.CharField(max_length=200, blank=True)
 
     def __str__(self) -> str:
         return f"{self.participant_id} on {self.server_id}"
