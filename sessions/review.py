@@ -15,6 +15,7 @@ class Step:
     activity: Activity
     result: Result | None  # None for a step that takes no answers
     profile: list[ProfileBar] = field(default_factory=list)
+    open_now: bool = False
 
     @property
     def responses(self) -> int:
@@ -23,8 +24,14 @@ class Step:
 
     @property
     def skipped(self) -> bool:
-        """A question nobody could answer: never opened, or passed over at once."""
-        return self.result is not None and not self.responses and not self.actual_seconds
+        """A question nobody could answer: never opened, or passed over at once. (One open now
+        counts its time only once it closes.)"""
+        return (
+            self.result is not None
+            and not self.responses
+            and not self.actual_seconds
+            and not self.open_now
+        )
 
     @property
     def planned_seconds(self) -> int | None:
@@ -85,6 +92,8 @@ def review(session: Session) -> Review:
         else Step(activity, None, profile(activity.profile_scales(), threshold))
         for activity in session.activities_in_order()
     ]
+    for step in steps:
+        step.open_now = step.activity.pk == session.current_activity_id
     return Review(
         session=session,
         joined=session.joined_count(),

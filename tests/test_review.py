@@ -153,6 +153,16 @@ def test_the_summary_says_a_step_was_not_opened_rather_than_hidden(signed_in, fa
     assert page.count("answered · 0 passed") == 3  # the three steps that were opened
 
 
+def test_while_live_the_question_open_now_is_not_called_not_opened(signed_in, live_session):
+    question = add_activity(live_session, Activity.Kind.SINGLE_CHOICE, "What would you like?")
+    live_session.open_activity(question)  # nobody has answered yet
+
+    page = text_of(signed_in.get(f"/sessions/{live_session.pk}/summary/"))
+
+    assert "Not opened in this session" not in page
+    assert "0 answered · 0 passed" in page
+
+
 def test_the_summary_says_what_each_end_of_a_scale_means(signed_in, facilitator):
     session, check_in, _question, check_out = circle(facilitator)
     for scale in (check_in, check_out):
