@@ -504,8 +504,10 @@
   });
   // An answer being written or changed and not sent yet stays on this phone (in this page only,
   // never stored) when the facilitator moves on: the person is told, and if the question opens
-  // again, what they had is put back, not sent yet. Kept until they send it or pass.
+  // again, what they had is put back, not sent yet. Kept until the server acknowledges it sent
+  // (or passed): a send it refused ("Pick an option") leaves it kept.
   var drafts = {}, changed = {};  // by activity id: the fields, and whether they changed
+  var sending = {};  // a sent answer's or pass's id: its activity, until acknowledged
   function answerForm(stage) {
     var form = stage && stage.querySelector(".answer-form");
     var activity = form && form.querySelector("input[name=activity]");
@@ -532,10 +534,12 @@
   document.addEventListener("htmx:wsAfterSend", function (event) {
     var body;
     try { body = JSON.parse(event.detail.message); } catch (error) { return; }
-    if (body && body.activity && (body.action === "answer" || body.action === "pass")) {
-      delete changed[body.activity];
-      delete drafts[body.activity];
-    }
+    if (!body || !body.client_id || !body.activity) return;
+    var activity = String(body.activity), shown = answerForm(document.getElementById("phone-stage"));
+    // What was sent, until it is acknowledged (sent from a queue, its question may be gone).
+    if (shown && shown.activity === activity) keepDraft(shown);
+    changed[activity] = false;
+    sending[body.client_id] = activity;
   });
   // Words of the phone page's (data-draft-kept, say) in its notice, until the server's next frame.
   function tell(words) {
@@ -544,6 +548,7 @@
     notice.className = "notice info";
     notice.textContent = "";
     notice.appendChild(document.createElement("span")).textContent = root.dataset[words];
+    uncoverButtons();
   }
   // An answer or a pass tapped while the connection is down waits in htmx's queue and goes on
   // reconnecting: the phone says so, rather than seem to ignore the tap.
@@ -553,21 +558,29 @@
   });
   // An open answer near its length limit says how much is left (phone_stage.html).
   var LIMIT_SHOWN_FROM = 50;
-  document.addEventListener("input", function (event) {
-    var field = event.target;
+  function showWhatIsLeft(field) {
     var hint = field.tagName === "TEXTAREA" && field.id && document.getElementById(field.id.replace(/-text$/, "-limit"));
     if (!hint || !hint.dataset.left) return;
     if (!hint.dataset.limitText) hint.dataset.limitText = hint.textContent;
     var left = field.maxLength - field.value.length;
     hint.textContent = left <= LIMIT_SHOWN_FROM ? hint.dataset.left.replace("{n}", left) : hint.dataset.limitText;
-  });
+  }
+  document.addEventListener("input", function (event) { showWhatIsLeft(event.target); });
   var draftBefore = null;
   document.addEventListener("htmx:wsBeforeMessage", function () {
     var shown = answerForm(document.getElementById("phone-stage"));
-    draftBefore = shown && changed[shown.activity] ? shown : null;
-    if (draftBefore) keepDraft(draftBefore);
+    if (shown && changed[shown.activity]) keepDraft(shown);
+    draftBefore = shown && drafts[shown.activity] ? shown : null;
   });
-  document.addEventListener("htmx:wsAfterMessage", function () {
+  document.addEventListener("htmx:wsAfterMessage", function (event) {
+    var message = event.detail.message;
+    for (var id in sending) {
+      if (typeof message === "string" && message.indexOf('data-ack="' + id + '"') !== -1) {
+        // Stored: nothing of it to keep, unless it was changed again since.
+        if (!changed[sending[id]]) delete drafts[sending[id]];
+        delete sending[id];
+      }
+    }
     var before = draftBefore, shown = answerForm(document.getElementById("phone-stage"));
     draftBefore = null;
     if (before && (!shown || shown.activity !== before.activity)) tell("draftKept");
@@ -578,6 +591,7 @@
       if (!(key in draft)) return;
       if (field.type === "radio" || field.type === "checkbox") field.checked = draft[key];
       else field.value = draft[key];
+      showWhatIsLeft(field);
     });
     markUnsent({ target: shown.form });
   });
