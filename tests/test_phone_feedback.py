@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from sessions.models import Activity, Session
-from tests.conftest import ARTIFACTS, add_activity, socket_frames, wait_for_a_frame
+from tests.conftest import ARTIFACTS, add_activity, in_thread, socket_frames, wait_for_a_frame
 from tests.test_e2e import DROP_CONNECTION, LAPTOP
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -306,6 +306,52 @@ def test_a_long_answer_counts_down_to_its_limit(
 
     expect(limit).to_have_text("Characters left: 25")
     phone.screenshot(path=ARTIFACTS / "phone-feedback-characters-left-320.png")
+
+
+# What the page asks of the browser's Screen Wake Lock, in the order asked.
+WAKE_LOCK_LOG = """() => {
+    window.wakeLockLog = [];
+    Object.defineProperty(navigator, "wakeLock", { value: { request: (type) => {
+        const lock = new EventTarget();
+        lock.release = () => { window.wakeLockLog.push("release"); return Promise.resolve(); };
+        window.wakeLockLog.push("request " + type);
+        return Promise.resolve(lock);
+    } } });
+}"""
+
+
+def test_the_screen_stays_on_while_the_room_breathes_and_not_after(
+    evening, facilitator_cookie, browser, live_server_url
+):
+    in_thread(
+        lambda: add_activity(
+            evening, Kind.BREATHING, "Breathe together", body="Follow.", timer_seconds=120
+        )
+    )
+    control = control_view(browser, live_server_url, facilitator_cookie, evening)
+    phone = small_phone(browser)
+    phone.add_init_script(f"({WAKE_LOCK_LOG})()")
+    join(phone, live_server_url, evening)
+    phone.wait_for_timeout(600)  # a few of attune.js's ticks
+    assert phone.evaluate("window.wakeLockLog") == []  # a question: the screen may dim
+
+    control.get_by_role("button", name="Open: Breathe together").click()
+
+    expect(phone.locator("#phone-stage [data-pacer]")).to_be_visible()
+    assert wake_lock_log(phone, 1) == ["request screen"]
+    control.get_by_role("button", name=f"Open: {SECOND_PROMPT}").click()
+    assert wake_lock_log(phone, 2) == ["request screen", "release"]
+
+
+def wake_lock_log(phone: Page, entries: int) -> list[str]:
+    """The page's wake lock requests and releases, once it has this many (or after 5 s)."""
+    for _ in range(50):
+        log = phone.evaluate("window.wakeLockLog")
+        if len(log) >= entries:
+            break
+        phone.wait_for_timeout(100)
+    phone.wait_for_timeout(300)  # and nothing more comes
+    return phone.evaluate("window.wakeLockLog")
 
 
 # Joining ---------------------------------------------------------------------------------------

@@ -30,7 +30,35 @@
       var pause = left === 0 && document.querySelector('#control-timer[value="pause_timer"]');
       if (pause) pause.hidden = true;
     });
+    keepScreenOn();
   }
+
+  // While a breathing pacer or a running countdown is on screen, the screen stays on where the
+  // browser allows it: a phone that dims in the middle of a breathing exercise, or a projector
+  // laptop that sleeps through a pair round, loses the room. Asked again when the page is
+  // looked at again (the browser lets go of it when it is hidden); once refused, not again.
+  var wakeLock = null, askedForWakeLock = false;
+  function keepScreenOn() {
+    var wanted = document.visibilityState === "visible" &&
+      Boolean(document.querySelector("[data-pacer], [data-countdown-ends-at]:not(.is-done)"));
+    if (wanted && !wakeLock && !askedForWakeLock && navigator.wakeLock) {
+      askedForWakeLock = true;
+      navigator.wakeLock.request("screen").then(function (lock) {
+        wakeLock = lock;
+        lock.addEventListener("release", function () {
+          if (wakeLock === lock) { wakeLock = null; askedForWakeLock = false; }
+        });
+      }).catch(function () {});
+    } else if (!wanted && wakeLock) {
+      var lock = wakeLock;
+      wakeLock = null;
+      askedForWakeLock = false;
+      lock.release();
+    }
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && !wakeLock) askedForWakeLock = false;
+  });
 
   // The breathing pacer: the server sends the seconds since the step opened, so phones and the
   // projector breathe together. The circle's size is set through the CSSOM (no inline styles);
