@@ -556,6 +556,27 @@ async def test_a_good_answer_clears_the_error_shown_before_it(live_session, choi
     await phone.disconnect()
 
 
+async def test_a_phone_that_answered_is_told_its_answer_counts_when_answers_close(
+    live_session, choice_activity, facilitator
+):
+    await open_activity(live_session, choice_activity)
+    answered, _ = await join(live_session)
+    passed, _ = await join(live_session)
+    await send(answered, action="answer", activity=choice_activity.pk, choice="0")
+    await receive_until(answered, "Answer received")
+    await send(passed, action="pass", activity=choice_activity.pk)
+    await receive_until(passed, "You passed")
+    control, _ = await control_view(live_session, facilitator)
+
+    await send(control, action="lock_answers")
+
+    closed = "Answers are closed for this question."
+    assert f"{closed} Yours was received and counts." in await receive_until(answered, closed)
+    assert f"{closed} You passed on it." in await receive_until(passed, closed)
+    for socket in (answered, passed, control):
+        await socket.disconnect()
+
+
 async def test_locked_answers_are_refused_and_the_phone_says_so(
     live_session, choice_activity, facilitator
 ):
