@@ -214,16 +214,7 @@ def _agenda_item(position: int, step: Step) -> dict[str, Any]:
         "actual_seconds": step.actual_seconds,
         "takes_answers": result is not None,
         "result": None if result is None or result.hidden else _result_data(result),
-        # Why a question has no result: never opened, or too few answers to show any.
-        "result_state": (
-            None
-            if result is None
-            else "not_opened"
-            if step.skipped
-            else "below_threshold"
-            if result.hidden
-            else "shown"
-        ),
+        "result_state": step.result_state,
     }
 
 

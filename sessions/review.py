@@ -34,6 +34,16 @@ class Step:
         )
 
     @property
+    def result_state(self) -> str | None:
+        """Whether a question's result shows: "shown", "below_threshold" (too few answered) or
+        "not_opened"; None for a step that takes no answers."""
+        if self.result is None:
+            return None
+        if self.skipped:
+            return "not_opened"
+        return "below_threshold" if self.result.hidden else "shown"
+
+    @property
     def planned_seconds(self) -> int | None:
         return self.activity.suggested_seconds
 
