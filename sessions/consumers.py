@@ -310,7 +310,11 @@ class ParticipantConsumer(LiveConsumer):
 
     async def partners_changed(self, event: dict[str, Any]) -> None:
         """A partner in this phone's pair round came or went (live.tell_partners)."""
-        await self.phone_refresh({})
+        html = await database_sync_to_async(speaking(self.language, _render_phone))(
+            self.participant_id
+        )
+        if html:
+            await self.send(text_data=html)
 
 
 def _disconnected(connection_id: int, participant: Participant) -> None:

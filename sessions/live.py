@@ -37,7 +37,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 
 from .aggregation import Result, profile, summarize
-from .models import Activity, Answer, Connection, Participant, Session, only_row
+from .models import Activity, Answer, Connection, Participant, ServerProcess, Session, only_row
 
 logger = logging.getLogger(__name__)
 
@@ -443,11 +443,17 @@ def push_session(session_id: int) -> None:
 
 def tell_partners(participant_ids: list[int]) -> None:
     """A partner of these phones in a pair round came or went: each of their sockets, and no
-    other, shows its stage afresh (with who is connected)."""
+    other, shows its stage afresh (with who is connected). Only sockets of live processes: a
+    crashed one's channel may be full, and one socket's failure leaves the others told."""
     layer = get_channel_layer()
-    channels = Connection.objects.filter(participant__in=participant_ids).exclude(channel="")
+    channels = Connection.objects.filter(
+        participant__in=participant_ids, server__in=ServerProcess.objects.alive()
+    ).exclude(channel="")
     for channel in channels.values_list("channel", flat=True):
-        async_to_sync(layer.send)(channel, {"type": "partners.changed"})
+        try:
+            async_to_sync(layer.send)(channel, {"type": "partners.changed"})
+        except Exception:
+            logger.warning("Could not tell a pair round's phone of its partner", exc_info=True)
 
 
 def _push_control_agenda(session: Session) -> None:

@@ -97,13 +97,15 @@ class Review:
 def review(session: Session) -> Review:
     threshold = session.anonymity_threshold
     steps = [
-        Step(activity, summarize(activity, threshold))
+        Step(
+            activity,
+            summarize(activity, threshold),
+            open_now=activity.pk == session.current_activity_id,
+        )
         if activity.takes_answers
         else Step(activity, None, profile(activity.profile_scales(), threshold))
         for activity in session.activities_in_order()
     ]
-    for step in steps:
-        step.open_now = step.activity.pk == session.current_activity_id
     return Review(
         session=session,
         joined=session.joined_count(),

@@ -44,6 +44,7 @@
     if (wanted && !wakeLock && !askedForWakeLock && navigator.wakeLock) {
       askedForWakeLock = true;
       navigator.wakeLock.request("screen").then(function (lock) {
+        if (wakeLock) { lock.release(); return; }  // asked twice (hidden and shown meanwhile)
         wakeLock = lock;
         lock.addEventListener("release", function () {
           if (wakeLock === lock) { wakeLock = null; askedForWakeLock = false; }
@@ -548,26 +549,29 @@
     return form.querySelectorAll("input[type=radio], input[type=checkbox], input[type=text], input:not([type]), textarea");
   }
   function keepDraft(shown) {
-    var draft = {};
+    var draft = {}, anything = false;
     fieldsOf(shown.form).forEach(function (field) {
-      draft[fieldKey(field)] = field.type === "radio" || field.type === "checkbox" ? field.checked : field.value;
+      var value = field.type === "radio" || field.type === "checkbox" ? field.checked : field.value;
+      draft[fieldKey(field)] = value;
+      anything = anything || (value !== false && String(value).trim() !== "");
     });
-    drafts[shown.activity] = draft;
+    if (anything) drafts[shown.activity] = draft;
+    else delete drafts[shown.activity];  // nothing picked or written: nothing to keep
   }
   document.addEventListener("input", function (event) {
     var form = event.target.closest && event.target.closest("#phone-stage .answer-form");
     var shown = form && answerForm(document.getElementById("phone-stage"));
     if (shown) changed[shown.activity] = true;
   });
-  document.addEventListener("htmx:wsAfterSend", function (event) {
-    var body;
-    try { body = JSON.parse(event.detail.message); } catch (error) { return; }
-    if (!body || !body.client_id || !body.activity) return;
-    var activity = String(body.activity), shown = answerForm(document.getElementById("phone-stage"));
-    // What was sent, until it is acknowledged (sent from a queue, its question may be gone).
-    if (shown && shown.activity === activity) keepDraft(shown);
+  // What is sent, as it was when tapped, is kept until it is acknowledged (a send waiting in the
+  // queue while reconnecting may go after more changes, which stay unsent).
+  document.addEventListener("htmx:wsConfigSend", function (event) {
+    var parameters = event.detail.parameters, activity = String(parameters.activity || "");
+    var shown = answerForm(document.getElementById("phone-stage"));
+    if (!parameters.client_id || !shown || shown.activity !== activity) return;
+    keepDraft(shown);
     changed[activity] = false;
-    sending[body.client_id] = activity;
+    sending[parameters.client_id] = activity;
   });
   // Words of the phone page's (data-draft-kept, say) in its notice, until the server's next frame.
   function tell(words) {
@@ -601,18 +605,22 @@
     draftBefore = shown && drafts[shown.activity] ? shown : null;
   });
   document.addEventListener("htmx:wsAfterMessage", function (event) {
-    var message = event.detail.message;
+    var message = typeof event.detail.message === "string" ? event.detail.message : "";
     for (var id in sending) {
-      if (typeof message === "string" && message.indexOf('data-ack="' + id + '"') !== -1) {
+      if (message.indexOf('data-ack="' + id + '"') !== -1) {
         // Stored: nothing of it to keep, unless it was changed again since.
         if (!changed[sending[id]]) delete drafts[sending[id]];
         delete sending[id];
+      } else if (message.indexOf('class="notice error"') !== -1) {
+        delete sending[id];  // refused, with the reason on screen: the draft stays
       }
     }
     var before = draftBefore, shown = answerForm(document.getElementById("phone-stage"));
     draftBefore = null;
     if (before && (!shown || shown.activity !== before.activity)) tell("draftKept");
     if (!shown || !drafts[shown.activity] || (before && shown.form === before.form)) return;
+    // Answers closed: the phone shows what it sent, which is what counts; the draft waits.
+    if (shown.form.querySelector("fieldset[disabled]")) return;
     var draft = drafts[shown.activity];
     fieldsOf(shown.form).forEach(function (field) {
       var key = fieldKey(field);
