@@ -79,6 +79,15 @@ def control_view(browser: Browser, base_url: str, cookie: str, session: Session)
     return control
 
 
+def writing(browser: Browser, base_url: str, cookie: str, session: Session) -> tuple[Page, Page]:
+    """The control view with the open-text question open, and a phone joined to answer it."""
+    control = control_view(browser, base_url, cookie, session)
+    control.get_by_role("button", name=f"Open: {WRITTEN_PROMPT}").click()
+    phone = small_phone(browser)
+    join(phone, base_url, session)
+    return control, phone
+
+
 def scroll_to_buttons(phone: Page) -> None:
     """Where a person who is about to tap Send is: the buttons at the bottom of the screen."""
     phone.get_by_role("button", name=re.compile("^(Send|Update) answer$")).evaluate(
@@ -199,10 +208,7 @@ def test_a_question_edited_while_someone_types_does_not_move_their_page(
 ):
     """The facilitator corrects the open question's wording: the phone's heading changes, but
     the person typing an answer keeps their place and their words."""
-    control = control_view(browser, live_server_url, facilitator_cookie, evening)
-    control.get_by_role("button", name=f"Open: {WRITTEN_PROMPT}").click()
-    phone = small_phone(browser)
-    join(phone, live_server_url, evening)
+    control, phone = writing(browser, live_server_url, facilitator_cookie, evening)
     answer = phone.get_by_label(re.compile("^Your answer"))
     answer.evaluate("(field) => field.scrollIntoView({block: 'end'})")
     answer.tap()
@@ -259,10 +265,7 @@ def test_a_changed_answer_says_it_is_not_sent_until_it_is(evening, browser, live
 def test_an_answer_not_sent_when_the_facilitator_moves_on_comes_back_with_the_question(
     evening, facilitator_cookie, browser, live_server_url
 ):
-    control = control_view(browser, live_server_url, facilitator_cookie, evening)
-    control.get_by_role("button", name=f"Open: {WRITTEN_PROMPT}").click()
-    phone = small_phone(browser)
-    join(phone, live_server_url, evening)
+    control, phone = writing(browser, live_server_url, facilitator_cookie, evening)
     answer = phone.get_by_label(re.compile("^Your answer"))
     answer.fill("Knowing I can stay quiet for a while")
 
@@ -292,10 +295,7 @@ def test_an_answer_not_sent_when_the_facilitator_moves_on_comes_back_with_the_qu
 def test_a_long_answer_counts_down_to_its_limit(
     evening, facilitator_cookie, browser, live_server_url
 ):
-    control = control_view(browser, live_server_url, facilitator_cookie, evening)
-    control.get_by_role("button", name=f"Open: {WRITTEN_PROMPT}").click()
-    phone = small_phone(browser)
-    join(phone, live_server_url, evening)
+    _control, phone = writing(browser, live_server_url, facilitator_cookie, evening)
     limit = phone.locator("#phone-stage .limit")
     expect(limit).to_have_text("Up to 500 characters.")
     answer = phone.get_by_label(re.compile("^Your answer"))

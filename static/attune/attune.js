@@ -435,14 +435,18 @@
     try { body = JSON.parse(event.detail.message); } catch (error) { return; }
     if (body && body.client_id) pending = { id: body.client_id, message: event.detail.message };
   });
+  // What a frame from the server says of a message the phone sent: stored (its id acknowledged),
+  // or refused with a reason the person now sees.
+  function acknowledges(message, id) {
+    return typeof message === "string" && message.indexOf('data-ack="' + id + '"') !== -1;
+  }
+  function refuses(message) {
+    return typeof message === "string" && message.indexOf('class="notice error"') !== -1;
+  }
   document.addEventListener("htmx:wsAfterMessage", function (event) {
     var message = event.detail.message;
-    // Stored, or refused with a reason the person now sees: either way, not to be resent.
-    if (pending && typeof message === "string" &&
-        (message.indexOf('data-ack="' + pending.id + '"') !== -1 ||
-         message.indexOf('class="notice error"') !== -1)) {
-      pending = null;
-    }
+    // Either way, not to be resent.
+    if (pending && (acknowledges(message, pending.id) || refuses(message))) pending = null;
   });
 
   // Phones: what a tap did is shown where the person is. On a small phone the question, its
@@ -605,14 +609,14 @@
     draftBefore = shown && drafts[shown.activity] ? shown : null;
   });
   document.addEventListener("htmx:wsAfterMessage", function (event) {
-    var message = typeof event.detail.message === "string" ? event.detail.message : "";
+    var message = event.detail.message;
     for (var id in sending) {
-      if (message.indexOf('data-ack="' + id + '"') !== -1) {
+      if (acknowledges(message, id)) {
         // Stored: nothing of it to keep, unless it was changed again since.
         if (!changed[sending[id]]) delete drafts[sending[id]];
         delete sending[id];
-      } else if (message.indexOf('class="notice error"') !== -1) {
-        delete sending[id];  // refused, with the reason on screen: the draft stays
+      } else if (refuses(message)) {
+        delete sending[id];  // the draft stays
       }
     }
     var before = draftBefore, shown = answerForm(document.getElementById("phone-stage"));
@@ -634,9 +638,7 @@
 
   document.addEventListener("htmx:wsAfterMessage", function (event) {
     var state = document.querySelector("#phone-stage .state.unsent");
-    var message = event.detail.message;
-    if (state && state.dataset.sentAs && typeof message === "string" &&
-        message.indexOf('data-ack="' + state.dataset.sentAs + '"') !== -1) {
+    if (state && state.dataset.sentAs && acknowledges(event.detail.message, state.dataset.sentAs)) {
       state.textContent = state.dataset.receivedText;
       state.classList.remove("unsent");
       delete state.dataset.receivedText;
