@@ -90,9 +90,7 @@ def live_context(session: Session) -> dict:
         "present": present,
         **_step_context(session),
         # For the control view only: the partial for the projector never shows these.
-        "next_activity": (
-            session.activities.filter(position__gt=activity.position).first() if activity else None
-        ),
+        **_agenda_place(session, activity),
         "group_sizes": (
             sorted(Counter(activity.pairs.values_list("group", flat=True)).values())
             if activity and activity.kind == Activity.Kind.PAIR_ROUND
@@ -129,6 +127,13 @@ def _note_peak(session: Session, present: int) -> None:
         session.record_peak(highest)
         written_at = now
     _peaks[session.pk] = (highest, written_at)
+
+
+def _agenda_place(session: Session, activity: Activity | None) -> dict:
+    if activity is None:
+        return {"step_number": 0, "step_count": 0, "next_activity": None}
+    number, count, following = session.agenda_place(activity)
+    return {"step_number": number, "step_count": count, "next_activity": following}
 
 
 def _step_context(session: Session) -> dict:

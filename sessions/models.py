@@ -352,6 +352,14 @@ class Session(models.Model):
     def activities_in_order(self) -> list[Activity]:
         return list(self.activities.all())
 
+    def agenda_place(self, activity: Activity) -> tuple[int, int, Activity | None]:
+        """Where `activity` stands on the agenda: its number (from 1), the number of steps,
+        and the step after it (None for the last). One query, for the control view."""
+        steps = list(self.activities.only("pk", "session_id", "position", "kind", "prompt"))
+        number = next((i for i, step in enumerate(steps, 1) if step.pk == activity.pk), 0)
+        following = steps[number] if 0 < number < len(steps) else None
+        return number, len(steps), following
+
     # Running the session ---------------------------------------------------------------
 
     def start(self) -> None:

@@ -318,6 +318,7 @@ def test_a_drop_in_plan_runs_from_check_in_to_check_out(library, browser, live_s
         expect(current.locator(".next-up, .current.empty")).to_have_count(1)
         control.get_by_role("button", name="Next →").click()
         expect(current.locator("h2")).to_have_text(prompt)
+        expect(current.locator(".step-number")).to_have_text(f"step {number} of {len(steps)}")
         for phone in phones:
             expect(phone.locator("#phone-stage h1")).to_have_text(prompt)
         expect(projector.locator(".projector-prompt")).to_have_text(prompt)
