@@ -120,16 +120,19 @@ async def recorded_until(
 
 
 GROUP = re.compile(r'<ul class="group">(.*?)</ul>', re.S)
-MEMBER = re.compile(r"<li(?: class=\"me\")?>(.*?)</li>", re.S)
+MEMBER = re.compile(r"<li( class=\"me\")?>(.*?)</li>", re.S)
 
 
 def group_shown(stage: str) -> dict[str, str]:
-    """The group a phone's stage lists: each member's name ("You" for the phone) and role."""
+    """The group a phone's stage lists: each member's name and role, under "You" for the
+    phone itself, which it shows as "You (its own nickname)" to say aloud."""
     match = GROUP.search(stage)
     assert match, f"no group on {stage!r}"
     members = {}
-    for item in MEMBER.findall(match.group(1)):
+    for me, item in MEMBER.findall(match.group(1)):
         name, _, role = html.unescape(re.sub(r"<[^>]+>", "", item)).partition(" · ")
+        if me:  # "You (its own nickname)"
+            name = "You"
         members[name.strip()] = role.strip()
     return members
 
@@ -235,11 +238,13 @@ async def test_drawing_pairs_puts_four_phones_in_two_pairs_of_one_speaker_and_on
     control, _ = await control_view(live_session, facilitator)
 
     await send(control, action="draw_pairs")
-    shown = {
-        phone.participant.pk: group_shown(await receive_until(phone.socket, "Round 1 of 2"))
-        for phone in phones
+    stages = {
+        phone.participant.pk: await receive_until(phone.socket, "Round 1 of 2") for phone in phones
     }
+    shown = {member: group_shown(stage) for member, stage in stages.items()}
     names = {phone.participant.pk: phone.participant.pseudonym for phone in phones}
+    # Each phone gives its own nickname too, to say aloud when finding the partner.
+    assert all(f"You ({names[member]})" in html.unescape(stages[member]) for member in names)
     groups = await groups_in(activity)
     assert sorted(len(group) for group in groups) == [2, 2]
     for group in groups:
