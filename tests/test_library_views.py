@@ -10,6 +10,7 @@ from sessions import live
 from sessions.exercises.loader import LoadReport, load_library
 from sessions.exercises.translations import localized_steps
 from sessions.models import PLACEHOLDER, Activity, Answer, Exercise, Plan, Session
+from sessions.templatetags.attune import contact_links
 from tests.conftest import add_activity
 
 Kind = Activity.Kind
@@ -559,8 +560,54 @@ def test_the_group_never_sees_a_support_line_whose_gap_is_not_filled_in(
     activity.save()
 
     projector = page(client.get(reverse("session_projector", args=[session.pk])))
-    assert "RIGHT NOW<br>- Emergency services: 112" in projector
+    assert 'RIGHT NOW<br>- Emergency services: <a href="tel:112">112</a>' in projector
     assert "Crisis line" not in projector  # still a gap
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("Emergency: 112", 'Emergency: <a href="tel:112">112</a>'),
+        (
+            "Crisis line (call 116 123, day and night)",
+            'Crisis line (call <a href="tel:116123">116 123</a>, day and night)',
+        ),
+        ("Free call or text 1737.", 'Free call or text <a href="tel:1737">1737</a>.'),
+        (
+            "From abroad: +44 (0)800 111 0111",
+            'From abroad: <a href="tel:+448001110111">+44 (0)800 111 0111</a>',
+        ),
+        (
+            "Write to help@example.org",
+            'Write to <a href="mailto:help@example.org">help@example.org</a>',
+        ),
+        (
+            "Directory: www.example.org/find.",
+            'Directory: <a href="https://www.example.org/find" target="_blank"'
+            ' rel="noopener noreferrer">www.example.org/find</a>.',
+        ),
+        # Not phone numbers: a date, a time, a room, "24/7", a score.
+        ("Next: 12 March 2027, 18:30, room 4, 24/7", "Next: 12 March 2027, 18:30, room 4, 24/7"),
+        ("Rated 4.5 of 10", "Rated 4.5 of 10"),
+        ("<b>988</b>", '&lt;b&gt;<a href="tel:988">988</a>&lt;/b&gt;'),
+    ],
+)
+def test_a_support_line_s_numbers_and_addresses_can_be_tapped(line, shown):
+    assert contact_links(line) == shown
+
+
+def test_only_the_support_step_makes_numbers_into_links(session):
+    """A question's "from 1 to 10" is no phone number; the support step's 116 123 is."""
+    session.start()
+    participant, _token = session.add_participant()
+    for kind, body, link in [
+        (Activity.Kind.RESOURCES, "Samaritans: 116 123", '<a href="tel:116123">116 123</a>'),
+        (Activity.Kind.SCALE, "Answer from 1-10, call it 116 123", None),
+    ]:
+        activity = session.activities.create(kind=kind, prompt="Words", body=body)
+        session.open_activity(activity)
+        phone = live.render_phone_stage(participant)
+        assert (link in phone) if link else ('href="tel:' not in phone)
 
 
 def test_a_group_profile_leaves_out_private_scales_and_an_earlier_copy(

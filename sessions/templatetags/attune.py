@@ -1,7 +1,10 @@
+import re
 from datetime import datetime, timedelta
 
 from django import template
 from django.utils import formats
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 
 from sessions.models import Activity
@@ -67,3 +70,49 @@ def approx_minutes(seconds: int | None) -> str:
 def kind_label(kind: str) -> str:
     """ "pair_round" -> "Pair round"."""
     return Activity.Kind(kind).label if kind in Activity.Kind.values else kind
+
+
+# What a support step's reader can tap: a web address, an email address, a phone number.
+CONTACT = re.compile(
+    r"(?P<web>(?:https?://|www\.)[^\s<>\"]*[^\s<>\".,;:!?)\]])"
+    r"|(?P<mail>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+    # Digits with spaces, hyphens or brackets between them: "116 123", "+44 (0)800 111 222".
+    r"|(?P<phone>(?<![\w/.:@-])\+?\(?\d(?:[\d\- ()]*\d)?(?![\w/:@]|[.,]\d))"
+)
+
+
+def _dialled(number: str) -> str | None:
+    """The number to dial for `number` as written, or None when it is no phone number: fewer
+    than three digits ("Step 2"), or a year ("2027")."""
+    if number.startswith("+"):
+        number = number.replace("(0)", "")  # "+44 (0)116": the 0 is dialled only at home
+    digits = re.sub(r"\D", "", number)
+    if len(digits) < 3 or (len(digits) == 4 and digits[:2] in ("19", "20")):
+        return None
+    return ("+" if number.startswith("+") else "") + digits
+
+
+@register.filter(needs_autoescape=True)
+def contact_links(text: str, autoescape: bool = True) -> str:
+    """`text` with its web addresses, email addresses and phone numbers made into links, so
+    that a phone can open or call them with a tap; everything else escaped."""
+    esc = conditional_escape if autoescape else (lambda part: part)
+    parts, last = [], 0
+    for match in CONTACT.finditer(text):
+        start, written = match.start(), match.group()
+        if written.startswith("(") and ")" not in written:  # "(call 116 123)"
+            start, written = start + 1, written[1:]
+        if match["web"]:
+            href = written if "://" in written else f"https://{written}"
+            extra = ' target="_blank" rel="noopener noreferrer"'
+        elif match["mail"]:
+            href, extra = f"mailto:{written}", ""
+        elif dialled := _dialled(written):
+            href, extra = f"tel:{dialled}", ""
+        else:
+            continue
+        link = format_html('<a href="{}"{}>{}</a>', href, mark_safe(extra), written)
+        parts += [esc(text[last:start]), link]
+        last = start + len(written)
+    parts.append(esc(text[last:]))
+    return mark_safe("".join(str(part) for part in parts))
