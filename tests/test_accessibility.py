@@ -429,6 +429,7 @@ def test_a_phone_with_200_percent_text_still_fits_320_px(phone_session, browser,
     page = context.new_page()
     page.goto(f"{live_server_url}/join/{phone_session.join_code}/")
     page.get_by_role("button", name="I understand, join").click()
+    expect(page.locator(".you")).to_be_visible()
     for kind in (Activity.Kind.SCALE, Activity.Kind.SINGLE_CHOICE, Activity.Kind.OPEN_TEXT):
         open_in_thread(phone_session, kind)
         page.reload()
@@ -436,6 +437,44 @@ def test_a_phone_with_200_percent_text_still_fits_320_px(phone_session, browser,
         page.add_style_tag(content="html { font-size: 200% !important; }")
         assert page.evaluate(NO_SIDEWAYS_SCROLL, 320), f"sideways scroll with 200% text ({kind})"
         page.screenshot(path=ARTIFACTS / f"phone-200-percent-{kind}.png", full_page=True)
+
+
+SCALE_ROWS = """() => {
+  const rows = {};
+  for (const point of document.querySelectorAll('.scale-point')) {
+    const top = Math.round(point.getBoundingClientRect().top);
+    rows[top] = (rows[top] || 0) + 1;
+  }
+  return Object.keys(rows).sort((a, b) => a - b).map((top) => rows[top]);
+}"""
+
+
+@pytest.mark.parametrize(
+    ("size", "lowest", "rows"),
+    [
+        ("phone", 1, [5, 5]),
+        ("phone", 0, [6, 5]),
+        ("small-phone", 1, [5, 5]),
+        ("small-phone", 0, [4, 4, 3]),  # six points of 44 pixels do not fit across
+    ],
+)
+def test_a_long_scale_takes_even_rows_on_a_phone(
+    phone_session, browser, live_server_url, size, lowest, rows
+):
+    """Not 6 + 4 on a phone, which reads as a scale cut short, nor 5 + 5 + a lone 10."""
+    context = browser.new_context(viewport=PHONES[size], is_mobile=True, bypass_csp=True)
+    page = context.new_page()
+    page.goto(f"{live_server_url}/join/{phone_session.join_code}/")
+    page.get_by_role("button", name="I understand, join").click()
+    expect(page.locator(".you")).to_be_visible()  # joined: a reload now shows the phone page
+    in_thread(lambda: phone_session.activities.update(scale_min=lowest))
+    open_in_thread(phone_session, Activity.Kind.SCALE)
+    page.reload()
+    expect(page.locator(".scale-point")).to_have_count(11 - lowest)
+    assert page.evaluate(SCALE_ROWS) == rows
+    assert not page.evaluate(SMALL_TARGETS)
+    assert page.evaluate(NO_SIDEWAYS_SCROLL, PHONES[size]["width"])
+    page.screenshot(path=ARTIFACTS / f"phone-scale-from-{lowest}-{size}.png")
 
 
 # Keyboard only -------------------------------------------------------------------------------
