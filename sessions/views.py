@@ -302,15 +302,21 @@ def session_edit(request: HttpRequest, session_id: int) -> HttpResponse:
 
 
 def _agenda_context(session: Session, new_form: ActivityForm | None = None) -> dict:
+    activities = session.activities_in_order()
     return {
         "session": session,
-        "activities": session.activities_in_order(),
+        "activities": activities,
+        "planned_seconds": sum(activity.suggested_seconds or 0 for activity in activities),
         "new_form": new_form or ActivityForm(language=session.language),
     }
 
 
 def _agenda_response(
-    request: HttpRequest, session: Session, *, shown_on_phones: bool
+    request: HttpRequest,
+    session: Session,
+    *,
+    shown_on_phones: bool,
+    added: tuple[Exercise, list[Activity]] | None = None,
 ) -> HttpResponse:
     """After an agenda change: the editor for htmx, a redirect otherwise; live views follow.
 
@@ -321,7 +327,10 @@ def _agenda_response(
         push = live.push_session if shown_on_phones else live.push_facilitator_views
         live.after_commit(push, session.pk)
     if request.htmx:
-        response = render(request, "sessions/partials/agenda_editor.html", _agenda_context(session))
+        context = _agenda_context(session)
+        if added:
+            context["added_from"], context["added"] = added
+        response = render(request, "sessions/partials/agenda_editor.html", context)
         # The edit form targets its own row; the whole editor comes back.
         return reswap(retarget(response, "#agenda-editor"), "outerHTML")
     return redirect("session_edit", session_id=session.pk)
@@ -420,8 +429,9 @@ def library(request: HttpRequest) -> HttpResponse:
 def exercise_add(request: HttpRequest, session_id: int, exercise_id: int) -> HttpResponse:
     session = _get_own_session(request, session_id)
     exercise = get_object_or_404(Exercise, pk=exercise_id)
-    session.add_steps(exercise.steps, source=exercise.label)
-    return _agenda_response(request, session, shown_on_phones=False)
+    added = session.add_steps(exercise.steps, source=exercise.label)
+    # Told beside the button clicked too: the agenda is further up the page, out of sight.
+    return _agenda_response(request, session, shown_on_phones=False, added=(exercise, added))
 
 
 @login_required

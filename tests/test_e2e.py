@@ -597,3 +597,20 @@ def test_the_projector_shows_the_quick_self_check_results_side_by_side_to_look_b
         projector.get_by_text("Results appear here when the facilitator shows them.")
     ).to_be_visible()
     context.close()
+
+
+def test_adding_a_library_exercise_says_so_beside_the_button(library, browser, live_server_url):
+    """The agenda is far above the library on the page: the button's own place says what
+    happened, and a link leads to the new steps, which stand out."""
+    page = browser.new_context(**LAPTOP).new_page()
+    new_session(page, live_server_url, "dana", "Thursday group")
+    exercise = page.locator(".exercise", has=page.get_by_role("heading", name="Check-in: how connected"))
+    exercise.get_by_role("button", name="Add to agenda").click()
+
+    added = exercise.get_by_role("status")
+    expect(added).to_have_text(re.compile(r"^Added \d+ steps? to the end of the agenda\."))
+    expect(added).to_be_in_viewport()
+    page.screenshot(path=ARTIFACTS / "agenda-exercise-added.png")
+    added.get_by_role("link", name="Show in the agenda").click()
+    expect(page.locator("#agenda-editor li.is-new").first).to_be_in_viewport()
+    expect(page.locator("#agenda-editor .planned")).to_contain_text("in all")

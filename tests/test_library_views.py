@@ -10,7 +10,7 @@ from sessions import live
 from sessions.exercises.loader import LoadReport, load_library
 from sessions.exercises.translations import localized_steps
 from sessions.models import PLACEHOLDER, Activity, Answer, Exercise, Plan, Session
-from sessions.templatetags.attune import contact_links
+from sessions.templatetags.attune import approx_minutes, contact_links
 from tests.conftest import add_activity
 
 Kind = Activity.Kind
@@ -145,6 +145,32 @@ def test_a_facilitator_adds_an_exercise_and_its_steps_join_the_end_of_the_agenda
         assert activity.source == f"deeper-questions v{cards.version}"
         assert escape(activity.prompt) in html
     assert Kind.QUESTION_CARDS in [activity.kind for activity in added]
+    # Said beside the button clicked, far below the agenda, and the new rows stand out.
+    assert (
+        f'<div hx-swap-oob="innerHTML:#added-{cards.pk}">Added {len(added)} steps to the end of '
+        f'the agenda. <a href="#activity-{added[0].pk}">Show in the agenda</a></div>'
+    ) in html
+    assert html.count('class="is-new"') == len(added)
+    assert f'<li id="activity-{first.pk}">' in html
+    assert f'id="added-{cards.pk}" role="status"' in page(
+        client.get(reverse("session_edit", args=[session.pk]))
+    )
+
+
+def test_the_agenda_says_how_long_the_session_is_planned_to_take(
+    client, facilitator, session, library
+):
+    add_activity(session, Kind.SCALE, "Warm-up", suggested_seconds=90)
+    add_activity(session, Kind.SCALE, "No time given")
+    client.force_login(facilitator)
+    edit = reverse("session_edit", args=[session.pk])
+    assert "About 1.5 min in all" in page(client.get(edit))
+
+    breathing = exercise("calm-the-nervous-system")
+    html = page(client.post(reverse("exercise_add", args=[session.pk, breathing.pk]), **HTMX))
+
+    planned = 90 + sum(step.get("suggested_seconds") or 0 for step in breathing.steps)
+    assert f"About {approx_minutes(planned)} in all" in html
 
 
 def test_check_in_and_check_out_added_to_a_session_share_the_connectedness_measure(
