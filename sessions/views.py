@@ -506,6 +506,16 @@ def session_start(request: HttpRequest, session_id: int) -> HttpResponse:
             )
             % {"prompt": gaps[0].prompt, "count": len(gaps)},
         )
+    if other := Session.objects.owned_by(request.user).joinable().exclude(pk=session.pk).first():
+        # Often one left running from last week: its phones wait on it until it ends.
+        messages.info(
+            request,
+            gettext(
+                "Your session “%(title)s” is still live too. End it from its control view "
+                "once it is over, so that its phones are told and its summary is ready."
+            )
+            % {"title": other.title},
+        )
     return redirect("session_control", session_id=session.pk)
 
 

@@ -721,6 +721,27 @@ def test_starting_makes_the_session_live_with_a_code_and_opens_the_control_view(
     assert response.url == reverse("session_control", args=[session.pk])
 
 
+def test_starting_a_session_while_another_is_live_says_which_one(client, facilitator, session):
+    Session.objects.create(facilitator=facilitator, title="Last week").start()
+    client.force_login(facilitator)
+
+    response = client.post(reverse("session_start", args=[session.pk]), follow=True)
+
+    assert "Your session “Last week” is still live too" in page(response)
+
+
+def test_starting_a_session_says_nothing_of_another_facilitators_live_one(
+    client, facilitator, session
+):
+    someone_else = User.objects.create_user("someone-else")
+    Session.objects.create(facilitator=someone_else, title="Theirs").start()
+    client.force_login(facilitator)
+
+    response = client.post(reverse("session_start", args=[session.pk]), follow=True)
+
+    assert "is still live too" not in page(response)
+
+
 def test_the_control_view_shows_the_code_and_the_controls(client, facilitator, live_session):
     client.force_login(facilitator)
 
