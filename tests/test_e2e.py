@@ -604,7 +604,9 @@ def test_adding_a_library_exercise_says_so_beside_the_button(library, browser, l
     happened, and a link leads to the new steps, which stand out."""
     page = browser.new_context(**LAPTOP).new_page()
     new_session(page, live_server_url, "dana", "Thursday group")
-    exercise = page.locator(".exercise", has=page.get_by_role("heading", name="Check-in: how connected"))
+    exercise = page.locator(
+        ".exercise", has=page.get_by_role("heading", name="Check-in: how connected")
+    )
     exercise.get_by_role("button", name="Add to agenda").click()
 
     added = exercise.get_by_role("status")

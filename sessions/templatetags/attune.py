@@ -3,8 +3,7 @@ from datetime import datetime, timedelta
 
 from django import template
 from django.utils import formats
-from django.utils.html import conditional_escape, format_html
-from django.utils.safestring import mark_safe
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 
 from sessions.models import Activity
@@ -92,11 +91,10 @@ def _dialled(number: str) -> str | None:
     return ("+" if number.startswith("+") else "") + digits
 
 
-@register.filter(needs_autoescape=True)
-def contact_links(text: str, autoescape: bool = True) -> str:
+@register.filter
+def contact_links(text: str) -> str:
     """`text` with its web addresses, email addresses and phone numbers made into links, so
     that a phone can open or call them with a tap; everything else escaped."""
-    esc = conditional_escape if autoescape else (lambda part: part)
     parts, last = [], 0
     for match in CONTACT.finditer(text):
         start, written = match.start(), match.group()
@@ -104,15 +102,16 @@ def contact_links(text: str, autoescape: bool = True) -> str:
             start, written = start + 1, written[1:]
         if match["web"]:
             href = written if "://" in written else f"https://{written}"
-            extra = ' target="_blank" rel="noopener noreferrer"'
+            link = format_html(
+                '<a href="{}" target="_blank" rel="noopener noreferrer">{}</a>', href, written
+            )
         elif match["mail"]:
-            href, extra = f"mailto:{written}", ""
+            link = format_html('<a href="mailto:{}">{}</a>', written, written)
         elif dialled := _dialled(written):
-            href, extra = f"tel:{dialled}", ""
+            link = format_html('<a href="tel:{}">{}</a>', dialled, written)
         else:
             continue
-        link = format_html('<a href="{}"{}>{}</a>', href, mark_safe(extra), written)
-        parts += [esc(text[last:start]), link]
+        parts += [text[last:start], link]
         last = start + len(written)
-    parts.append(esc(text[last:]))
-    return mark_safe("".join(str(part) for part in parts))
+    parts.append(text[last:])
+    return format_html_join("", "{}", ((part,) for part in parts))
