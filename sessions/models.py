@@ -624,7 +624,11 @@ class Session(models.Model):
         wanted = member.pseudonym if member is not None else None
         attempts_left = PSEUDONYM_ATTEMPTS
         while True:
-            pseudonym = wanted if wanted and not taken_of([wanted]) else random_pseudonym(taken_of)
+            pseudonym = (
+                wanted
+                if wanted and not taken_of([wanted])
+                else random_pseudonym(taken_of, self.language)
+            )
             try:
                 with _alone_or_in_a_savepoint():
                     participant = self.participants.create(

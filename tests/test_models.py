@@ -378,6 +378,28 @@ def test_two_participants_never_share_a_pseudonym(live_session, monkeypatch):
     assert names[0] == "Calm Otter"
 
 
+def test_a_spanish_session_gives_spanish_nicknames_whose_words_agree(facilitator, monkeypatch):
+    session = Session.objects.create(facilitator=facilitator, title="Círculo", language="es")
+    session.start()
+    # The first animal, a feminine noun, and the first adjective; then a masculine noun.
+    monkeypatch.setattr("sessions.pseudonyms.secrets.choice", lambda sequence: sequence[0])
+    first, _ = session.add_participant()
+    monkeypatch.setattr("sessions.pseudonyms.secrets.choice", lambda sequence: sequence[2])
+    second, _ = session.add_participant()
+
+    assert (first.pseudonym, second.pseudonym) == ("Nutria Tranquila", "Zorro Valiente")
+
+
+def test_a_spanish_room_has_as_many_different_nicknames_as_an_english_one():
+    from sessions import pseudonyms
+
+    animals = {animal for animal, _gender in pseudonyms.ANIMALES}
+    adjectives = set(pseudonyms.ADJETIVOS)
+    assert len(animals) * len(adjectives) == len(pseudonyms.ANIMALS) * len(pseudonyms.ADJECTIVES)
+    longest = max(map(len, animals)) + 1 + max(len(word) for pair in adjectives for word in pair)
+    assert longest + len(" 999") <= Participant._meta.get_field("pseudonym").max_length
+
+
 @pytest.mark.parametrize(
     "in_a_transaction",
     [
@@ -393,7 +415,7 @@ def test_a_name_another_phone_took_in_the_same_moment_is_drawn_again(
     # it for the first; the second draws again instead of sharing it.
     assert connection.in_atomic_block == in_a_transaction
     draws = iter(["Calm Otter", "Calm Otter", "Brave Lynx"])
-    monkeypatch.setattr(session_models, "random_pseudonym", lambda taken_of: next(draws))
+    monkeypatch.setattr(session_models, "random_pseudonym", lambda taken_of, language: next(draws))
 
     first, _ = live_session.add_participant()
     second, _ = live_session.add_participant()
