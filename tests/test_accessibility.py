@@ -316,6 +316,42 @@ def test_a_push_keeps_the_facilitators_place_in_the_control_view(
     expect(page.locator(".script")).not_to_have_attribute("open", "")
 
 
+def test_a_long_agenda_keeps_the_open_step_and_the_notes_in_sight(
+    projector_session, facilitator_cookie, browser, live_server_url
+):
+    """A 24-step session on a 1366 x 768 laptop: the agenda scrolls in its own box, with the
+    step open now in it, and the private notes under it stay on the screen."""
+
+    def long_agenda() -> None:
+        steps = [
+            add_activity(projector_session, Activity.Kind.INSTRUCTION, f"Step number {number}")
+            for number in range(1, 21)
+        ]
+        projector_session.open_activity(steps[14])
+
+    in_thread(long_agenda)
+    page = new_page(
+        browser,
+        theme="light",
+        viewport={"width": 1366, "height": 768},
+        cookie=facilitator_cookie,
+        url=live_server_url,
+    )
+    page.goto(f"{live_server_url}/sessions/{projector_session.pk}/control/")
+    page.wait_for_load_state()
+    current = page.locator(".control-agenda li.is-current")
+    expect(current).to_contain_text("Step number 15")
+    expect(current).to_be_in_viewport()
+    expect(page.get_by_label("Private notes")).to_be_in_viewport(ratio=1)
+    page.screenshot(path=ARTIFACTS / "control-long-agenda.png")
+
+    for number in range(16, 21):  # a clicker's "next", to the last step
+        page.keyboard.press("PageDown")
+        expect(current).to_contain_text(f"Step number {number}")
+        expect(current).to_be_in_viewport()
+    expect(page.get_by_label("Private notes")).to_be_in_viewport(ratio=1)
+
+
 def approve_all(session: Session) -> None:
     session.refresh_from_db()
     for answer in session.current_activity.answers.all():

@@ -416,6 +416,20 @@
     refocus = null;
   });
 
+  // A long agenda scrolls in its own box on the control view: the step open now is kept in
+  // sight there, a third of the way down, whenever the agenda comes anew.
+  function showCurrentStep() {
+    var list = document.querySelector(".control-agenda .agenda-list");
+    var current = list && list.querySelector(".is-current");
+    if (!current || list.scrollHeight <= list.clientHeight) return;
+    var top = current.offsetTop;  // from the top of the list, which is positioned
+    if (top < list.scrollTop || top + current.offsetHeight > list.scrollTop + list.clientHeight) {
+      list.scrollTop = top - list.clientHeight / 3;
+    }
+  }
+  document.addEventListener("DOMContentLoaded", showCurrentStep);
+  document.addEventListener("htmx:wsAfterMessage", showCurrentStep);
+
   // Exactly once: each answer carries an id made here. Until the server acknowledges that id
   // (it does so only once the answer is stored), the answer is kept to be sent again.
   var pending = null;
