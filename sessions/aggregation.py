@@ -57,6 +57,8 @@ class Result:
     median: float | None = None
     spread: float | None = None  # standard deviation of a scale's answers
     words: list[Word] = field(default_factory=list)
+    # Words the facilitator took off the projector, as they were counted.
+    hidden_words: list[Word] = field(default_factory=list)
     # Approved open texts, without pseudonyms and shuffled: neither who wrote one nor when
     # may show.
     texts: list[str] = field(default_factory=list)
@@ -128,7 +130,10 @@ def summarize(activity: Activity, threshold: int) -> Result:
             variance = sum(count * (point - mean) ** 2 for point, count in points.items())
             result.spread = round((variance / points.total()) ** 0.5, 1)
     elif activity.kind == Activity.Kind.WORD_CLOUD:
-        result.words = _sized_words(_counted(tallies, "word"))
+        words = _counted(tallies, "word")
+        hidden = set(activity.hidden_words)
+        result.words = _sized_words(Counter({w: n for w, n in words.items() if w not in hidden}))
+        result.hidden_words = [Word(w, words[w], 1) for w in sorted(hidden) if words[w]]
     elif activity.is_open_text:
         shown = list(activity.answers.filter(passed=False, flagged=False).order_by("pk"))
         result.to_moderate = [

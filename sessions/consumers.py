@@ -519,6 +519,18 @@ CONTROL_ACTIONS: dict[str, tuple[Callable[[Session, dict[str, Any]], None], Push
         lambda session, message: session.moderate(message.get("answer"), Answer.Moderation.HIDDEN),
         live.push_facilitator_views,
     ),
+    "hide_word": (
+        lambda session, message: session.hide_word(
+            message.get("activity"), message.get("word"), hidden=True
+        ),
+        live.push_facilitator_views,
+    ),
+    "show_word": (
+        lambda session, message: session.hide_word(
+            message.get("activity"), message.get("word"), hidden=False
+        ),
+        live.push_facilitator_views,
+    ),
     "lock_joins": (lambda session, _: session.set_joins_locked(True), live.push_facilitator_views),
     "unlock_joins": (
         lambda session, _: session.set_joins_locked(False),

@@ -85,7 +85,7 @@ def answers_csv(session: Session) -> str:
     """One row for each answer or pass to an activity whose result is shown, in random order.
 
     No time and no id, and shuffled, so nothing shows who answered first. Open texts only once
-    the facilitator approved them; flagged answers never.
+    the facilitator approved them, no word the facilitator hid, and flagged answers never.
     """
     positions = {step.activity.pk: position for position, step in shown_steps(review(session))}
     answers = (
@@ -139,8 +139,8 @@ def readable_answer(answer: Answer) -> str:
     activity, value = answer.activity, answer.value
     if activity.is_choice:
         return "; ".join(activity.options[index] for index in value)
-    if isinstance(value, list):
-        return ", ".join(value)  # the words of a word cloud
+    if isinstance(value, list):  # the words of a word cloud, but those it hid
+        return ", ".join(word for word in value if word not in activity.hidden_words)
     return str(value)
 
 

@@ -486,6 +486,17 @@ class Session(models.Model):
         answer.moderation = moderation
         answer.save(update_fields=["moderation"])
 
+    def hide_word(self, activity_id: Any, word: Any, *, hidden: bool) -> None:
+        """Take a word of a word cloud off the projector and out of its charts, or put it back."""
+        activity = self.activities.filter(
+            pk=parse_id(activity_id), kind=Activity.Kind.WORD_CLOUD
+        ).first()
+        if activity is None or not isinstance(word, str) or not 0 < len(word) <= WORD_MAX_LENGTH:
+            raise ActionRefused(gettext("That word is not here any more."))
+        shown = [w for w in activity.hidden_words if w != word]
+        activity.hidden_words = sorted([*shown, word]) if hidden else shown
+        activity.save(update_fields=["hidden_words"])
+
     def set_joins_locked(self, locked: bool) -> None:
         self.joins_locked = locked
         self.save(update_fields=["joins_locked"])
@@ -754,6 +765,9 @@ class Activity(models.Model):
     # The most members in one group of the pairs drawn (a triad: 3), for `rounds_to_run`.
     largest_group = models.PositiveSmallIntegerField(default=0)
     cards_drawn = models.JSONField(default=list, blank=True)
+    # Words of a word cloud the facilitator took off the projector (a name, say): left out of
+    # every chart of it, the summary's too.
+    hidden_words = models.JSONField(default=list, blank=True)
     # A scale asked again later carries the same name, so before and after can be compared.
     measure = models.SlugField(max_length=40, blank=True)
     # How long the activity was open in the session, added up each time it closes.

@@ -26,6 +26,7 @@ from django.utils import timezone, translation
 
 from facilitation.asgi import application
 from sessions import batches, live, presence
+from sessions.aggregation import summarize
 from sessions.consumers import CLOSE_NOT_ALLOWED, _acknowledge, _render_phone
 from sessions.models import (
     Activity,
@@ -417,6 +418,51 @@ async def test_open_text_is_escaped_when_pushed(live_session, facilitator):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>" not in html
     assert 'hx-get="/dashboard/"' not in html
+    await projector.disconnect()
+    await control.disconnect()
+
+
+async def cloud_without(socket: WebsocketCommunicator, word: str) -> str:
+    """The next word cloud pushed without `word` in it."""
+    while ">" + word + "<" in (frame := await receive_until(socket, 'class="cloud"')):
+        pass
+    return frame
+
+
+async def test_the_facilitator_takes_a_word_off_the_projector_and_puts_it_back(
+    live_session, facilitator
+):
+    activity = await database_sync_to_async(add_activity)(live_session, Activity.Kind.WORD_CLOUD)
+    await open_activity(live_session, activity)
+    projector, _ = await projector_view(live_session, facilitator)
+    control, _ = await control_view(live_session, facilitator)
+    for words in (["Hope", "Sam"], ["hope", "rest"], ["tea"]):
+        phone, _ = await join(live_session)
+        await send(phone, action="answer", activity=activity.pk, word=words)
+        await phone.receive_from()
+        await phone.disconnect()
+    assert ">sam<" in await receive_until(projector, ">tea<")
+    await receive_until(control, ">tea<")
+
+    await send(control, action="hide_word", activity=activity.pk, word="sam")
+
+    html = await cloud_without(projector, "sam")
+    assert ">hope<" in html
+    controls = await receive_until(control, "Hidden from the projector")
+    assert 'value="show_word"' in controls
+    # Out of the summary's chart too.
+    stored = await database_sync_to_async(Activity.objects.get)(pk=activity.pk)
+    result = await database_sync_to_async(summarize)(stored, live_session.anonymity_threshold)
+    assert [word.text for word in result.words] == ["hope", "rest", "tea"]
+
+    await send(control, action="show_word", activity=activity.pk, word="sam")
+    await receive_until(projector, ">sam<")
+    # A word of nothing, or of another kind of step: an error frame, and the socket stays open.
+    for fields in ({"activity": activity.pk}, {"activity": "x", "word": "sam"}):
+        await send(control, action="hide_word", **fields)
+        await receive_until(control, "That word is not here any more")
+    await send(control, action="hide_word", activity=activity.pk, word="rest")
+    await cloud_without(projector, "rest")
     await projector.disconnect()
     await control.disconnect()
 

@@ -171,6 +171,23 @@ def test_the_answers_csv_has_only_approved_texts_and_nothing_flagged_or_hidden(r
     assert not rows_of(rows, "Take a breath")
 
 
+def test_a_word_the_facilitator_hid_is_in_no_export(reviewed):
+    cloud = reviewed.activities.get(prompt="One word for today")
+    reviewed.hide_word(cloud.pk, "tired", hidden=True)
+
+    answers = read_csv(exports.answers_csv(reviewed))
+    results = exports.aggregates_csv(reviewed)
+    data = json.loads(exports.session_json(reviewed))
+
+    assert sorted(row["answer"] for row in rows_of(answers, "One word for today")) == [
+        "calm",
+        "hope",
+        "hope",
+    ]
+    assert "tired" not in results and "tired" not in json.dumps(data)
+    assert "hope" in results
+
+
 def test_the_answers_csv_has_the_session_date_but_no_time_and_no_ids(reviewed):
     rows = read_csv(exports.answers_csv(reviewed))
 
