@@ -582,18 +582,34 @@ class Session(models.Model):
 
     # The agenda ------------------------------------------------------------------------
 
-    def add_steps(self, steps: list[dict[str, Any]], *, source: str = "") -> list[Activity]:
-        """Copy steps (Activity field values, as in the library) to the end of the agenda.
+    def add_steps(
+        self, steps: list[dict[str, Any]], *, source: str = "", before: Activity | None = None
+    ) -> list[Activity]:
+        """Copy steps (Activity field values, as in the library) to the agenda: before the
+        activity `before`, or at the end.
 
         A copy, not a link: a later version of an exercise never changes this session. A library
         step comes in the session's language where the library translates it.
         """
         from .exercises.translations import localized_steps  # the library imports this module
 
-        return [
+        added = [
             Activity.objects.create(session=self, **{"source": source, **step})
             for step in localized_steps(steps, self.language)
         ]
+        if before is not None:
+            others = [a for a in self.activities_in_order() if a not in added]
+            at = others.index(before)
+            self.renumber([*others[:at], *added, *others[at:]])
+        return added
+
+    def renumber(self, activities: list[Activity]) -> None:
+        """Put the agenda in this order. All are numbered anew, so that equal or missing
+        positions from older edits cannot stick."""
+        for position, activity in enumerate(activities, start=1):
+            if activity.position != position:
+                activity.position = position
+                activity.save(update_fields=["position"])
 
     def suggested_minutes(self) -> int:
         seconds = self.activities.aggregate(total=models.Sum("suggested_seconds"))["total"]
@@ -1027,11 +1043,7 @@ class Activity(models.Model):
         if not 0 <= other_index < len(siblings):
             return
         siblings[index], siblings[other_index] = siblings[other_index], siblings[index]
-        # Renumber all so that equal or missing positions from older edits cannot stick.
-        for position, sibling in enumerate(siblings, start=1):
-            if sibling.position != position:
-                sibling.position = position
-                sibling.save(update_fields=["position"])
+        self.session.renumber(siblings)
 
     def clean_answer(self, data: dict[str, Any]) -> Any:
         """The value to store for an answer message, or ValidationError saying what is wrong."""

@@ -51,6 +51,7 @@ from .models import (
     Session,
     forget_sign_ins,
     normalize_join_code,
+    parse_id,
 )
 from .review import review
 
@@ -317,6 +318,7 @@ def _agenda_response(
     *,
     shown_on_phones: bool,
     added: tuple[Exercise, list[Activity]] | None = None,
+    before: Activity | None = None,
 ) -> HttpResponse:
     """After an agenda change: the editor for htmx, a redirect otherwise; live views follow.
 
@@ -327,7 +329,8 @@ def _agenda_response(
         push = live.push_session if shown_on_phones else live.push_facilitator_views
         live.after_commit(push, session.pk)
     if request.htmx:
-        context = _agenda_context(session)
+        # The library's place picker comes too, with the agenda's steps as they are now.
+        context = {**_agenda_context(session), "before": before, "place_picker": True}
         if added:
             context["added_from"], context["added"] = added
         response = render(request, "sessions/partials/agenda_editor.html", context)
@@ -429,9 +432,14 @@ def library(request: HttpRequest) -> HttpResponse:
 def exercise_add(request: HttpRequest, session_id: int, exercise_id: int) -> HttpResponse:
     session = _get_own_session(request, session_id)
     exercise = get_object_or_404(Exercise, pk=exercise_id)
-    added = session.add_steps(exercise.steps, source=exercise.label)
+    # Where the library's place picker says: before a step of the agenda, or at the end.
+    before = session.activities.filter(pk=parse_id(request.POST.get("before"))).first()
+    with transaction.atomic():
+        added = session.add_steps(exercise.steps, source=exercise.label, before=before)
     # Told beside the button clicked too: the agenda is further up the page, out of sight.
-    return _agenda_response(request, session, shown_on_phones=False, added=(exercise, added))
+    return _agenda_response(
+        request, session, shown_on_phones=False, added=(exercise, added), before=before
+    )
 
 
 @login_required

@@ -616,3 +616,16 @@ def test_adding_a_library_exercise_says_so_beside_the_button(library, browser, l
     added.get_by_role("link", name="Show in the agenda").click()
     expect(page.locator("#agenda-editor li.is-new").first).to_be_in_viewport()
     expect(page.locator("#agenda-editor .planned")).to_contain_text("in all")
+
+    # Breathing goes before the check-in's two steps, picked from the library's place picker.
+    step_one = page.locator("#add-before option", has_text="before step 1: ").get_attribute("value")
+    page.get_by_label("Add exercises").select_option(step_one)
+    calm = page.locator(".exercise", has=page.get_by_role("heading", name="Calm the body first"))
+    calm.get_by_role("button", name="Add to agenda").click()
+    expect(calm.get_by_role("status")).to_contain_text("steps before “How connected")
+    page.get_by_label("Add exercises").scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "agenda-exercise-added-before.png")
+    first = page.locator("#agenda-editor li").first
+    expect(first).to_have_class("is-new")
+    # Still before the check-in, for the next one.
+    expect(page.get_by_label("Add exercises")).to_have_value(step_one)

@@ -157,6 +157,50 @@ def test_a_facilitator_adds_an_exercise_and_its_steps_join_the_end_of_the_agenda
     )
 
 
+def test_an_exercise_can_go_before_a_step_already_on_the_agenda(
+    client, facilitator, session, library
+):
+    """A check-out already at the end: the exercise goes before it, and the next one too."""
+    add_activity(session, Kind.SCALE, "Check-in")
+    check_out = add_activity(session, Kind.SCALE, "Check-out")
+    client.force_login(facilitator)
+    breathing, cards = exercise("calm-the-nervous-system"), exercise("deeper-questions")
+
+    for added in (breathing, cards):
+        url = reverse("exercise_add", args=[session.pk, added.pk])
+        html = page(client.post(url, {"before": check_out.pk}, **HTMX))
+        assert "before “Check-out”." in html
+        # The place picker comes back with the agenda, still on the place just used.
+        assert f'<option value="{check_out.pk}" selected>' in html
+
+    prompts = [activity.prompt for activity in session.activities_in_order()]
+    expected = [step["prompt"] for step in (*breathing.steps, *cards.steps)]
+    assert prompts == ["Check-in", *expected, "Check-out"]
+    positions = [activity.position for activity in session.activities_in_order()]
+    assert positions == list(range(1, len(prompts) + 1))
+
+
+def test_an_exercise_for_a_step_not_on_the_agenda_goes_at_the_end(
+    client, facilitator, session, other_facilitator, library
+):
+    add_activity(session, Kind.SCALE, "Check-in")
+    elsewhere = add_activity(
+        Session.objects.create(facilitator=other_facilitator, title="Theirs"), Kind.SCALE
+    )
+    client.force_login(facilitator)
+    breathing = exercise("calm-the-nervous-system")
+
+    for before in (elsewhere.pk, "nonsense", ""):
+        url = reverse("exercise_add", args=[session.pk, breathing.pk])
+        assert "to the end of the agenda" in page(client.post(url, {"before": before}, **HTMX))
+
+    assert session.activities_in_order()[0].prompt == "Check-in"
+    assert [a.prompt for a in session.activities.filter(source__startswith=breathing.slug)] == [
+        step["prompt"] for step in breathing.steps
+    ] * 3
+    assert not elsewhere.session.activities.exclude(pk=elsewhere.pk).exists()
+
+
 def test_the_agenda_says_how_long_the_session_is_planned_to_take(
     client, facilitator, session, library
 ):
