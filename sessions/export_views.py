@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import content_disposition_header
@@ -17,6 +19,11 @@ EXPORTS = {
     "answers_csv": (exports.answers_csv, "text/csv", "answers.csv"),
     "json": (exports.session_json, "application/json", "session.json"),
     "pdf": (exports.summary_pdf, "application/pdf", "summary.pdf"),
+    "pdf_private": (
+        partial(exports.summary_pdf, private=True),
+        "application/pdf",
+        "summary-private.pdf",
+    ),
 }
 
 

@@ -234,12 +234,15 @@ def _result_data(result: Result) -> dict[str, Any]:
 # PDF ------------------------------------------------------------------------------------------
 
 
-def summary_pdf(session: Session) -> bytes:
-    """The summary page as an A4 PDF, with the facilitator's notes on a page of their own."""
+def summary_pdf(session: Session, *, private: bool = False) -> bytes:
+    """The summary page as an A4 PDF to share: counts of the answers that may need care, no
+    words of them, and no notes. `private`: their words, and the facilitator's notes on a page
+    of their own, marked confidential."""
     # Imported here: WeasyPrint loads Pango, which the rest of Attune does without.
     import weasyprint
 
     html = render_to_string(
-        "sessions/summary_pdf.html", {"session": session, "review": review(session)}
+        "sessions/summary_pdf.html",
+        {"session": session, "review": review(session), "private": private},
     )
     return weasyprint.HTML(string=html).write_pdf(stylesheets=[finders.find(PDF_STYLESHEET)])

@@ -67,6 +67,7 @@ urlpatterns = [
             ("answers_csv", "answers.csv"),
             ("json", "session.json"),
             ("pdf", "summary.pdf"),
+            ("pdf_private", "summary-private.pdf"),
         ]
     ),
 ]

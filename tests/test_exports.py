@@ -19,7 +19,13 @@ from tests.test_views import answer_with, new_participants
 
 Kind = Activity.Kind
 HYPERLINK = '=HYPERLINK("http://evil.example","click")'
-EXPORTS = ["export_aggregates_csv", "export_answers_csv", "export_json", "export_pdf"]
+EXPORTS = [
+    "export_aggregates_csv",
+    "export_answers_csv",
+    "export_json",
+    "export_pdf",
+    "export_pdf_private",
+]
 
 
 @pytest.fixture
@@ -346,10 +352,10 @@ def test_the_json_has_no_pseudonyms_notes_scripts_or_flagged_answers(reviewed):
 # PDF -----------------------------------------------------------------------------------------
 
 
-def test_the_pdf_has_the_summary_then_the_notes_on_a_page_of_their_own(reviewed):
+def test_the_private_pdf_has_the_summary_then_the_notes_on_a_page_of_their_own(reviewed):
     reviewed.end()
 
-    pages = pdf_pages(exports.summary_pdf(reviewed))
+    pages = pdf_pages(exports.summary_pdf(reviewed, private=True))
 
     assert len(pages) >= 2
     for number, text in enumerate(pages, start=1):
@@ -363,6 +369,21 @@ def test_the_pdf_has_the_summary_then_the_notes_on_a_page_of_their_own(reviewed)
     assert "Ask Sam about the venue." in pages[-1]
     assert "Ask Sam" not in body
     assert not any(name in "\n".join(pages) for name in pseudonyms(reviewed))
+    assert "Confidential" in pages[0]
+    assert "I want to die" in body  # the answers that may need care, word for word
+
+
+def test_the_pdf_to_share_has_no_notes_and_no_words_of_answers_that_may_need_care(reviewed):
+    """The plain PDF goes to a co-facilitator or a funder: it counts the answers that may need
+    care, but holds neither their words nor the private notes."""
+    reviewed.end()
+
+    text = " ".join(pdf_pages(exports.summary_pdf(reviewed)))
+
+    assert "Did you sleep well?" in text
+    assert "+1 answer that may need care" in " ".join(text.split())
+    for private in ("Ask Sam", "I want to die", "suicidal", "Confidential", "Private notes"):
+        assert private not in text
 
 
 def test_the_pdf_says_when_the_raw_answers_were_deleted(reviewed):
@@ -379,7 +400,7 @@ def test_a_session_without_notes_still_ends_with_a_notes_page(reviewed):
     reviewed.notes = ""
     reviewed.save(update_fields=["notes"])
 
-    pages = pdf_pages(exports.summary_pdf(reviewed))
+    pages = pdf_pages(exports.summary_pdf(reviewed, private=True))
 
     assert "No notes were written in Attune." in pages[-1]
 
@@ -394,6 +415,7 @@ def test_a_session_without_notes_still_ends_with_a_notes_page(reviewed):
         ("export_answers_csv", "text/csv; charset=utf-8", "answers.csv"),
         ("export_json", "application/json; charset=utf-8", "session.json"),
         ("export_pdf", "application/pdf", "summary.pdf"),
+        ("export_pdf_private", "application/pdf", "summary-private.pdf"),
     ],
 )
 def test_each_export_downloads_while_live_as_a_private_attachment(

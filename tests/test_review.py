@@ -530,6 +530,28 @@ def test_the_summary_does_not_say_five_answered_next_to_fewer_than_five_answered
     assert "some days I want to die" in page  # under "Answers that may need care"
 
 
+def test_the_summary_opens_with_the_notes_and_the_words_that_may_need_care_folded(
+    signed_in, facilitator
+):
+    """It opens right after "End session", maybe with the laptop still on the projector."""
+    session = five_answers_one_flagged(facilitator, end=True)
+    session.notes = "R. arrived late, seemed low."
+    session.save(update_fields=["notes"])
+
+    page = signed_in.get(f"/sessions/{session.pk}/summary/").content.decode()
+
+    notes = re.search(r"<details class=\"private-notes\"([^>]*)>(.*?)</details>", page, re.S)
+    assert notes and "R. arrived late" in notes[2] and "open" not in notes[1]
+    care = re.search(r"<details class=\"care-alert\"([^>]*)>(.*?)</details>", page, re.S)
+    assert care and "some days I want to die" in care[2] and "open" not in care[1]
+    assert page.count("some days I want to die") == 1
+    # No notes yet: the box is open, to write them.
+    session.notes = ""
+    session.save(update_fields=["notes"])
+    page = signed_in.get(f"/sessions/{session.pk}/summary/").content.decode()
+    assert '<details class="private-notes" open>' in page
+
+
 def test_a_shown_result_tells_the_facilitator_but_not_the_room_of_a_flagged_answer_left_out(
     signed_in, facilitator
 ):
