@@ -143,6 +143,23 @@ class SessionForm(SavesItsFieldsOnly, SessionLanguageMixin):
             )
         return threshold
 
+    def clean_retention_days(self) -> int:
+        days = self.cleaned_data["retention_days"]
+        promised = self.initial.get("retention_days")
+        if self.instance.status != Session.Status.DRAFT and promised and days > promised:
+            # The consent screen told each phone how long its answers are kept.
+            raise forms.ValidationError(
+                ngettext(
+                    "Once a session has started this can only go down: people joined on the "
+                    "promise that their answers are deleted %(promised)d day after it ends.",
+                    "Once a session has started this can only go down: people joined on the "
+                    "promise that their answers are deleted %(promised)d days after it ends.",
+                    promised,
+                )
+                % {"promised": promised}
+            )
+        return days
+
 
 class FacilitatorSettingsForm(forms.ModelForm):
     class Meta:

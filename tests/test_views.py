@@ -1356,6 +1356,38 @@ def test_the_threshold_cannot_be_lowered_once_people_answered_under_it(
     assert live_session.anonymity_threshold == 5
 
 
+@pytest.mark.parametrize("status", ["live", "ended"])
+def test_the_days_answers_are_kept_cannot_go_up_once_people_joined_on_them(
+    client, facilitator, live_session, status
+):
+    """The consent screen told each phone how long its answers are kept."""
+    if status == "ended":
+        live_session.end()
+    client.force_login(facilitator)
+    url = reverse("session_edit", args=[live_session.pk])
+    form = {"title": "Tuesday circle", "anonymity_threshold": "3"}
+
+    response = client.post(url, {**form, "retention_days": "3650"})
+
+    assert "this can only go down" in page(response)
+    assert "deleted 30 days after it ends" in page(response)
+    live_session.refresh_from_db()
+    assert live_session.retention_days == 30
+    client.post(url, {**form, "retention_days": "7"})
+    live_session.refresh_from_db()
+    assert live_session.retention_days == 7
+
+
+def test_a_draft_can_keep_its_answers_longer(client, facilitator, session):
+    client.force_login(facilitator)
+    form = {"title": "Tuesday circle", "anonymity_threshold": "3", "retention_days": "90"}
+
+    client.post(reverse("session_edit", args=[session.pk]), form)
+
+    session.refresh_from_db()
+    assert session.retention_days == 90
+
+
 # Escaping -------------------------------------------------------------------------------------
 
 
