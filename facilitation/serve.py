@@ -92,13 +92,14 @@ class CommandLineWithoutClientAddresses(CommandLineInterface):
             logging.getLogger(name).setLevel(logging.INFO)
         logging.getLogger("daphne.server").addFilter(hide_connection)
         # Only now is Django set up (importing the application did it).
-        from sessions import presence
+        from sessions import presence, retention
 
         try:
             presence.refuse_to_share_in_memory_layer()
         except ImproperlyConfigured as refusal:
             sys.exit(f"Attune did not start: {refusal}")
         twisted_loop.call_soon(presence.ensure_heartbeat)  # it beats from the start
+        twisted_loop.call_soon(retention.ensure_sweep)  # the retention rule, hourly
         # Loaded now rather than by the first requests, which would all wait for it while a room
         # of phones joins: the channel layer, and with it redis-py (a tenth of a second).
         get_channel_layer()

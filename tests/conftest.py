@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import quote
@@ -197,7 +198,16 @@ def live_server_log() -> Iterator[TextIO]:
 
 @pytest.fixture
 def live_server_url(transactional_db, live_server_log) -> Iterator[str]:
-    """A real Daphne server (HTTP and WebSockets) on the test database, as `./start` runs it.
+    """A real Daphne server (HTTP and WebSockets) on the test database, as `./start` runs it,
+    but for the hourly retention rule, which would delete the answers of the tests' sessions
+    that ended long ago (tests/test_review.py runs it)."""
+    with live_server(live_server_log, ATTUNE_RETENTION_SWEEP_SECONDS="0") as url:
+        yield url
+
+
+@contextmanager
+def live_server(log: TextIO, **environment: str) -> Iterator[str]:
+    """A real server process on the test database, with `environment` added to its own.
 
     A separate interpreter rather than a fork: a forked child would inherit the event-loop and
     thread-pool state of the tests that ran before it.
@@ -207,12 +217,13 @@ def live_server_url(transactional_db, live_server_log) -> Iterator[str]:
         **os.environ,
         "DATABASE_URL": _database_url(connections["default"]),
         "CHANNEL_PREFIX": TEST_CHANNEL_PREFIX,
+        **environment,
     }
     server = subprocess.Popen(  # noqa: S603 (a fixed command line)
         server_command(port),
         cwd=ROOT,
         env=environment,
-        stdout=live_server_log,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     url = f"http://localhost:{port}"

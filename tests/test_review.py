@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session as SignIn
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
 from sessions import live
 from sessions.consumers import CLOSE_SESSION_DELETED
@@ -31,7 +33,7 @@ from sessions.models import (
     Session,
     Tally,
 )
-from tests.conftest import add_activity
+from tests.conftest import add_activity, live_server
 from tests.test_consumers import control_view, join, receive_until
 
 DAY0 = datetime(2026, 3, 3, 18, 0, tzinfo=UTC)
@@ -272,6 +274,24 @@ def test_another_facilitator_cannot_read_or_write_the_notes(client, other_facili
 
 
 # Retention ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_server_deletes_the_raw_answers_due_without_cron(facilitator, live_server_log):
+    """The consent screen promises deletion some days after the session: a server applies the
+    rule from its start, then hourly, so it holds where nobody set up `apply_retention`."""
+    overdue, *_ = circle(facilitator)  # ended in March, kept 30 days
+    recent, *_ = circle(facilitator, start=timezone.now() - timedelta(days=2))
+
+    with live_server(live_server_log, ATTUNE_RETENTION_SWEEP_SECONDS="3600"):
+        deadline = time.monotonic() + 20
+        while not Session.objects.get(pk=overdue.pk).answers_deleted_at:
+            assert time.monotonic() < deadline, "the server did not apply the retention rule"
+            time.sleep(0.2)
+
+    assert not Answer.objects.filter(activity__session=overdue).exists()
+    assert Answer.objects.filter(activity__session=recent).count() == 15
+    assert Session.objects.get(pk=recent.pk).answers_deleted_at is None
 
 
 def test_retention_deletes_raw_answers_after_the_days_and_keeps_counts_over_the_threshold(

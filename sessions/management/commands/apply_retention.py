@@ -1,5 +1,7 @@
-"""Delete the raw answers of sessions whose retention time is over. Safe to run from cron:
-a session already done, or being done by another run at the same moment, is skipped."""
+"""Delete the raw answers of sessions whose retention time is over. Every server process does
+this once an hour already (sessions/retention.py); this is for cron, or for a database no
+server runs on. Safe beside them: a session already done, or being done by another at the same
+moment, is skipped."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from sessions.models import Session
+from sessions import retention
 
 
 class Command(BaseCommand):
@@ -21,13 +23,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, dry_run: bool = False, **options: Any) -> None:
         now = timezone.now()
-        candidates = Session.objects.filter(
-            status=Session.Status.ENDED, answers_deleted_at__isnull=True
-        ).order_by("ended_at")
-        due = [session for session in candidates if session.retention_due(now)]
-        for session in due:
-            if not dry_run:
-                session.delete_raw_answers(now)
+        sessions = retention.due(now) if dry_run else retention.apply(now)
+        for session in sessions:
             verb = "Due" if dry_run else "Deleted raw answers of"
             self.stdout.write(f"{verb} session {session.pk} (ended {session.ended_at:%Y-%m-%d})")
-        self.stdout.write(f"{len(due)} session(s) {'due' if dry_run else 'done'}.")
+        self.stdout.write(f"{len(sessions)} session(s) {'due' if dry_run else 'done'}.")
