@@ -375,6 +375,27 @@ async def test_a_phone_withdraws_its_answers_and_the_counts_drop_at_once(facilit
     await control.disconnect()
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_a_phone_can_still_withdraw_its_answers_after_the_session_ends(facilitator):
+    """As the consent screen says: "during the session and in the hours after it"."""
+    session = await database_sync_to_async(Session.objects.create)(
+        facilitator=facilitator, title="Circle"
+    )
+    await database_sync_to_async(session.start)()
+    activity = await database_sync_to_async(add_activity)(session, Activity.Kind.SCALE, "Rested?")
+    await database_sync_to_async(session.open_activity)(activity)
+    phone, _ = await join(session)
+    await phone.send_json_to({"action": "answer", "activity": activity.pk, "value": "4"})
+    await receive_until(phone, "Answer received")
+    await database_sync_to_async(session.end)()
+
+    await phone.send_json_to({"action": "withdraw"})
+
+    assert "1 answer deleted" in await receive_until(phone, "deleted")
+    assert not await database_sync_to_async(Answer.objects.exists)()
+    await phone.disconnect()
+
+
 # Deletion -----------------------------------------------------------------------------------
 
 
