@@ -173,7 +173,8 @@ def _median(counts: Counter[int]) -> float:
 
     if total % 2:
         return value_at(total // 2)
-    return (value_at(total // 2 - 1) + value_at(total // 2)) / 2
+    middle = (value_at(total // 2 - 1) + value_at(total // 2)) / 2
+    return int(middle) if middle.is_integer() else middle  # "7", not "7.0", beside "4"
 
 
 def _as_text(value: Any) -> str:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from .aggregation import Result, summarize
+from .aggregation import summarize
 from .models import Activity, Group, Session
 from .review import Comparison, Step, comparisons
 
@@ -31,7 +31,11 @@ class Figure:
     hidden: bool = False  # asked, but answered by fewer than the session's threshold
 
     @classmethod
-    def of(cls, result: Result) -> Figure:
+    def of(cls, step: Step) -> Figure:
+        """A scale never opened in its session was not asked; one too few answered, hidden."""
+        result = step.result
+        if step.skipped:
+            return cls()
         return cls(hidden=True) if result.hidden else cls(result.mean, result.spread)
 
     @property
@@ -127,7 +131,7 @@ def _comparisons(session: Session) -> list[Comparison]:
 def _reading(row: SessionRow, comparison: Comparison | None) -> Reading:
     if comparison is None:
         return Reading(row, Figure(), Figure())
-    return Reading(row, Figure.of(comparison.before.result), Figure.of(comparison.after.result))
+    return Reading(row, Figure.of(comparison.before), Figure.of(comparison.after))
 
 
 # Charts ------------------------------------------------------------------------------------

@@ -165,6 +165,27 @@ def test_while_live_the_question_open_now_is_not_called_not_opened(signed_in, li
     assert "0 answered · 0 passed" in page
 
 
+def test_a_before_and_after_whose_after_was_never_asked_says_so(signed_in, facilitator):
+    """Ended after the check-in: the check-out was not asked, which is not "too few answered",
+    on the summary or in the group's trend."""
+    group = Group.objects.create(facilitator=facilitator, name="Tuesdays")
+    session = Session.objects.create(facilitator=facilitator, title="Short week", group=group)
+    session.start()
+    scale = {"scale_min": 1, "scale_max": 5, "measure": "connectedness"}
+    check_in = add_activity(session, Activity.Kind.SCALE, "Connected at the start?", **scale)
+    add_activity(session, Activity.Kind.SCALE, "Connected at the end?", **scale)
+    answer_all(session, check_in, [2, 3, 4])
+    session.end()
+
+    summary = text_of(signed_in.get(f"/sessions/{session.pk}/summary/"))
+    comparison = summary.split("Before and after", 1)[1].split("Connected at the end?", 1)[0]
+    after = comparison.split("After", 1)[1]
+    assert "Not opened in this session, so nobody answered it." in after
+    assert "Fewer than" not in after and "0 answered" not in after
+    trend = text_of(signed_in.get(f"/groups/{group.pk}/"))
+    assert "not asked" in trend and "hidden" not in trend
+
+
 def test_the_summary_says_what_each_end_of_a_scale_means(signed_in, facilitator):
     session, check_in, _question, check_out = circle(facilitator)
     for scale in (check_in, check_out):
