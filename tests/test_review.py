@@ -315,6 +315,22 @@ def test_a_running_server_deletes_the_raw_answers_due_without_cron(facilitator, 
     assert Session.objects.get(pk=recent.pk).answers_deleted_at is None
 
 
+def test_after_retention_a_hidden_result_does_not_claim_nobody_answered(signed_in, facilitator):
+    session = Session.objects.create(facilitator=facilitator, title="Small group")
+    session.start()
+    few = add_activity(session, Activity.Kind.SINGLE_CHOICE, "Asked, two answered")
+    answer_all(session, few, [0, 1])
+    session.end()
+    Activity.objects.filter(pk=few.pk).update(actual_seconds=60)  # open a minute
+    session.delete_raw_answers()
+
+    page = text_of(signed_in.get(f"/sessions/{session.pk}/summary/"))
+
+    step = page.split("Asked, two answered", 1)[1]
+    assert step.startswith(" Too few answered for the result to show, so nothing of it was kept")
+    assert "0 answered" not in page
+
+
 def test_retention_deletes_raw_answers_after_the_days_and_keeps_counts_over_the_threshold(
     signed_in, facilitator
 ):
