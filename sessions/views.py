@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -258,9 +258,20 @@ def _get_own_session(request: HttpRequest, session_id: int) -> Session:
     return get_object_or_404(Session.objects.owned_by(request.user), pk=session_id)
 
 
-def _get_own_activity(request: HttpRequest, session_id: int, activity_id: int) -> Activity:
+def _get_own_agenda(request: HttpRequest, session_id: int) -> Session:
+    """A session of one's own whose agenda may still change: not once it has ended, so that its
+    summary stays true to what the room was asked."""
     session = _get_own_session(request, session_id)
-    return get_object_or_404(session.activities, pk=activity_id)
+    if session.is_ended:
+        raise PermissionDenied(
+            gettext("This session has ended, so its agenda stays as it was run.")
+        )
+    return session
+
+
+def _get_own_activity(request: HttpRequest, session_id: int, activity_id: int) -> Activity:
+    """An activity to change, on an agenda that may still change."""
+    return get_object_or_404(_get_own_agenda(request, session_id).activities, pk=activity_id)
 
 
 # Building a session -----------------------------------------------------------------------
@@ -342,7 +353,7 @@ def _agenda_response(
 @login_required
 def activity_new_form(request: HttpRequest, session_id: int) -> HttpResponse:
     """The add-activity form for the kind picked in its select (htmx swaps it in)."""
-    session = _get_own_session(request, session_id)
+    session = _get_own_agenda(request, session_id)
     # Keep what was typed as the prompt when the kind changes.
     form = ActivityForm(
         kind=request.GET.get("kind"),
@@ -357,7 +368,7 @@ def activity_new_form(request: HttpRequest, session_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def activity_add(request: HttpRequest, session_id: int) -> HttpResponse:
-    session = _get_own_session(request, session_id)
+    session = _get_own_agenda(request, session_id)
     form = ActivityForm(request.POST, kind=request.POST.get("kind"), language=session.language)
     if not form.is_valid():
         return render(
@@ -430,7 +441,7 @@ def library(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def exercise_add(request: HttpRequest, session_id: int, exercise_id: int) -> HttpResponse:
-    session = _get_own_session(request, session_id)
+    session = _get_own_agenda(request, session_id)
     exercise = get_object_or_404(Exercise, pk=exercise_id)
     # Where the library's place picker says: before a step of the agenda, or at the end.
     before = session.activities.filter(pk=parse_id(request.POST.get("before"))).first()

@@ -15,8 +15,18 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import dateformat, timezone
 
+from sessions.exercises.loader import load_library
 from sessions.forms import ActivityForm
-from sessions.models import DEFAULT_FEELINGS, Activity, Answer, Group, Member, Participant, Session
+from sessions.models import (
+    DEFAULT_FEELINGS,
+    Activity,
+    Answer,
+    Exercise,
+    Group,
+    Member,
+    Participant,
+    Session,
+)
 from tests.conftest import add_activity
 
 Kind = Activity.Kind
@@ -689,6 +699,45 @@ def test_deleting_an_activity_removes_it_from_the_agenda(client, facilitator, se
     assert agenda_prompts(session) == ["First", "Third"]
     assert "Second" not in page(response)
     assert "Third" in page(response)
+
+
+def test_an_ended_sessions_agenda_stays_as_it_was_run(client, facilitator, session, agenda):
+    """Its summary shows answers under each question: a question reworded, moved or deleted
+    afterwards would make the record say what the room was never asked."""
+    load_library()
+    session.start()
+    session.end()
+    client.force_login(facilitator)
+    first = agenda[0]
+    changes = [
+        ("activity_edit", [first.pk], {"prompt": "Something else", "kind": first.kind}),
+        ("activity_move", [first.pk], {"direction": "down"}),
+        ("activity_delete", [first.pk], {}),
+        ("activity_add", [], {"kind": "scale", "prompt": "Added later"}),
+        ("exercise_add", [Exercise.objects.first().pk], {}),
+    ]
+    for name, args, data in changes:
+        response = client.post(reverse(name, args=[session.pk, *args]), data)
+        assert response.status_code == 403, name
+        assert "its agenda stays as it was run" in page(response)
+    assert client.get(reverse("activity_new_form", args=[session.pk])).status_code == 403
+    assert agenda_prompts(session) == ["First", "Second", "Third"]
+
+    editor = page(client.get(reverse("session_edit", args=[session.pk])))
+    assert "its agenda stays as it was run" in editor
+    assert reverse("activity_edit", args=[session.pk, first.pk]) not in editor
+    assert "Add from the exercise library" not in editor
+    assert "Save this agenda as a plan" in editor
+
+
+def test_a_page_that_is_not_there_says_so_with_a_way_back(client, facilitator):
+    client.force_login(facilitator)
+
+    response = client.get("/sessions/987654/summary/")
+
+    assert response.status_code == 404
+    assert "Not found" in page(response) and reverse("dashboard") in page(response)
+    assert "attune.css" in page(response)  # the site's own page, with its header
 
 
 def test_agenda_urls_that_change_things_refuse_a_get(client, facilitator, session, agenda):
