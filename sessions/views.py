@@ -298,6 +298,7 @@ def session_edit(request: HttpRequest, session_id: int) -> HttpResponse:
             form.save()
             if session.is_live:
                 live.after_commit(live.push_facilitator_views, session.pk)
+        messages.success(request, gettext("Settings saved."))
         return redirect("session_edit", session_id=session.pk)
     if form.is_bound:  # checking the form changed the session it holds: show the one saved
         session.refresh_from_db()

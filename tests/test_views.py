@@ -1359,8 +1359,19 @@ def test_settings_refused_leave_the_page_naming_the_session_as_saved(client, fac
     html = page(response)
     assert "<h1>Tuesday circle</h1>" in html  # nothing was saved
     assert 'value="Thursday circle"' in html  # what was typed is kept in its field
+    assert "Settings saved." not in html
     session.refresh_from_db()
     assert session.title == "Tuesday circle"
+
+
+def test_saved_settings_say_so(client, facilitator, session):
+    client.force_login(facilitator)
+    form = {"title": "Thursday circle", "anonymity_threshold": "3", "retention_days": "30"}
+
+    response = client.post(reverse("session_edit", args=[session.pk]), form, follow=True)
+
+    assert "Settings saved." in page(response)
+    assert "<h1>Thursday circle</h1>" in page(response)
 
 
 def test_the_summary_respects_a_threshold_lowered_before_the_start(client, facilitator, session):
