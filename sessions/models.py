@@ -603,6 +603,43 @@ class Session(models.Model):
             self.renumber([*others[:at], *added, *others[at:]])
         return added
 
+    def translate_library_steps(self, from_language: str) -> tuple[int, int]:
+        """After the session's language changed from `from_language`: each step copied from the
+        library and not edited since takes the library's words in the new language. Returns how
+        many steps changed, and how many from the library were edited and keep their words."""
+        from .exercises.translations import TRANSLATABLE_FIELDS, localized_step
+
+        exercises = {exercise.label: exercise for exercise in Exercise.objects.all()}
+        changed = kept = 0
+        for activity in self.activities.exclude(source=""):
+            exercise = exercises.get(activity.source)
+            if exercise is None:
+                continue
+            shown = {name: getattr(activity, name) for name in TRANSLATABLE_FIELDS}
+            original = next(
+                (
+                    step
+                    for step in exercise.steps
+                    if step["kind"] == activity.kind
+                    and all(
+                        localized_step(step, from_language).get(name, shown[name]) == shown[name]
+                        for name in TRANSLATABLE_FIELDS
+                    )
+                ),
+                None,
+            )
+            if original is None:
+                kept += 1
+                continue
+            translated = localized_step(original, self.language)
+            fields = [name for name in TRANSLATABLE_FIELDS if name in translated]
+            if any(getattr(activity, name) != translated[name] for name in fields):
+                for name in fields:
+                    setattr(activity, name, translated[name])
+                activity.save(update_fields=fields)
+                changed += 1
+        return changed, kept
+
     def renumber(self, activities: list[Activity]) -> None:
         """Put the agenda in this order. All are numbered anew, so that equal or missing
         positions from older edits cannot stick."""

@@ -296,6 +296,8 @@ def session_edit(request: HttpRequest, session_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             form.save()
+            if "language" in form.changed_data and session.status == Session.Status.DRAFT:
+                _translated(request, session, form.initial["language"])
             if session.is_live:
                 live.after_commit(live.push_facilitator_views, session.pk)
         messages.success(request, gettext("Settings saved."))
@@ -312,6 +314,33 @@ def session_edit(request: HttpRequest, session_id: int) -> HttpResponse:
             **_agenda_context(session),
         },
     )
+
+
+def _translated(request: HttpRequest, session: Session, from_language: str) -> None:
+    """A draft's language changed: its library steps follow, but those the facilitator edited."""
+    changed, kept = session.translate_library_steps(from_language)
+    language = session.get_language_display()
+    if changed:
+        messages.info(
+            request,
+            ngettext(
+                "%(count)d step from the library is now in %(language)s.",
+                "%(count)d steps from the library are now in %(language)s.",
+                changed,
+            )
+            % {"count": changed, "language": language},
+        )
+    if kept:
+        messages.warning(
+            request,
+            ngettext(
+                "%(count)d step you edited keeps its words: change it to %(language)s yourself.",
+                "%(count)d steps you edited keep their words: change them to %(language)s "
+                "yourself.",
+                kept,
+            )
+            % {"count": kept, "language": language},
+        )
 
 
 def _agenda_context(session: Session, new_form: ActivityForm | None = None) -> dict:

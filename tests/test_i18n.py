@@ -16,7 +16,16 @@ from django.test import Client
 from django.utils import translation
 
 from sessions import live, throttle
-from sessions.models import Activity, Group, Member, PairAssignment, Participant, Session
+from sessions.exercises.loader import load_library
+from sessions.models import (
+    Activity,
+    Group,
+    Member,
+    PairAssignment,
+    Participant,
+    Plan,
+    Session,
+)
 from tests.conftest import ARTIFACTS
 from tests.test_consumers import control_view, open_socket, projector_view, receive_until, send
 
@@ -419,6 +428,42 @@ def test_a_new_session_starts_in_the_facilitators_language_and_can_change(db, fa
     )
     session.refresh_from_db()
     assert session.language == "es"
+
+
+def test_a_draft_made_from_a_plan_follows_its_new_language_but_where_it_was_edited(db, facilitator):
+    load_library()
+    client = signed_in(facilitator, "en")
+    plan = Plan.objects.get(slug="drop-in")
+    client.post(f"/plans/{plan.pk}/use/")
+    session = Session.objects.get(facilitator=facilitator)
+    assert session.language == "en"
+    first, second, *rest = session.activities_in_order()
+    second.prompt = "Which feelings are with you tonight?"  # the facilitator's own words
+    second.save(update_fields=["prompt"])
+
+    response = client.post(
+        f"/sessions/{session.pk}/",
+        {"title": session.title, "language": "es", **settings_of(session)},
+        follow=True,
+    )
+
+    english = {step["prompt"] for step in plan.steps}
+    first.refresh_from_db()
+    assert first.prompt == plan.steps[0]["translations"]["es"]["prompt"]
+    now = [activity.prompt for activity in session.activities_in_order()]
+    assert [prompt for prompt in now if prompt in english] == []  # every other step translated
+    second.refresh_from_db()
+    assert second.prompt == "Which feelings are with you tonight?"
+    html = response.content.decode()
+    assert f"{len(rest) + 1} steps from the library are now in Español." in html
+    assert "1 step you edited keeps its words: change it to Español yourself." in html
+
+    client.post(
+        f"/sessions/{session.pk}/",
+        {"title": session.title, "language": "en", **settings_of(session)},
+    )
+    first.refresh_from_db()
+    assert first.prompt == plan.steps[0]["prompt"]
 
 
 def settings_of(session: Session) -> dict:
