@@ -191,6 +191,19 @@ def test_the_dashboard_lists_only_the_facilitators_own_sessions_by_state(
     assert "Wednesday ended" in ended_part
     assert "Monday draft" not in ended_part
     assert "Circle of Bob" not in html
+    # One's own sessions come first, before the plans to start from.
+    assert html.index("<h2>Ended</h2>") < html.index("<h2>Start from a plan</h2>")
+    assert f"Draft · made {timezone.localdate():%-d %b %Y}" in drafts_part
+
+
+def test_a_draft_can_be_deleted_from_its_page(client, facilitator, session):
+    client.force_login(facilitator)
+
+    html = page(client.get(reverse("session_edit", args=[session.pk])))
+
+    assert f'href="{reverse("session_delete", args=[session.pk])}"' in html
+    client.post(reverse("session_delete", args=[session.pk]))
+    assert not Session.objects.filter(pk=session.pk).exists()
 
 
 def test_a_facilitator_creates_a_session_and_goes_to_its_editor(client, facilitator):
