@@ -258,7 +258,9 @@ ATTUNE_PUSH_INTERVAL = 0.1
 ATTUNE_PRESENCE_TIMEOUT = float(os.environ.get("ATTUNE_PRESENCE_TIMEOUT", "30"))
 # Each server process applies the retention rule this often, from its start (0: never; then
 # run `manage.py apply_retention` from cron).
-ATTUNE_RETENTION_SWEEP_SECONDS = float(os.environ.get("ATTUNE_RETENTION_SWEEP_SECONDS", "3600"))
+ATTUNE_RETENTION_SWEEP_SECONDS = max(
+    0.0, float(os.environ.get("ATTUNE_RETENTION_SWEEP_SECONDS", "3600"))
+)
 
 LOGGING = {
     "version": 1,

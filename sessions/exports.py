@@ -102,10 +102,12 @@ def answers_csv(session: Session) -> str:
         [
             *_activity_cells(session, positions[answer.activity_id], answer.activity),
             aliases[answer.participant_id],
-            readable_answer(answer),
+            readable,
             "yes" if answer.passed else "no",
         ]
         for answer in answers
+        # No row for a word cloud answer whose every word the facilitator hid.
+        if (readable := readable_answer(answer)) or answer.passed
     ]
     random.SystemRandom().shuffle(rows)
     return _csv(ANSWER_COLUMNS, rows)

@@ -8,6 +8,7 @@ import hashlib
 import re
 import secrets
 from collections import Counter
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
@@ -86,6 +87,11 @@ def normalize_join_code(typed: str) -> str:
 def hash_token(token: str) -> str:
     # Only the hash is stored, so a copy of the database cannot impersonate a phone.
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def planned_seconds(activities: Iterable[Activity]) -> int:
+    """How long these steps are planned to take, by each one's suggested time."""
+    return sum(activity.suggested_seconds or 0 for activity in activities)
 
 
 def retention_days_field(help_text: Any) -> models.PositiveSmallIntegerField:
@@ -640,6 +646,17 @@ class Session(models.Model):
                 changed += 1
         return changed, kept
 
+    def places_between_exercises(self) -> list[tuple[int, Activity]]:
+        """The steps a library exercise may go before (with their number on the agenda): not
+        inside a copy of another exercise, whose profile or recap step reads the steps before
+        it in the same copy."""
+        steps = self.activities_in_order()
+        return [
+            (number, step)
+            for number, step in enumerate(steps, start=1)
+            if number == 1 or not step.source or step.source != steps[number - 2].source
+        ]
+
     def renumber(self, activities: list[Activity]) -> None:
         """Put the agenda in this order. All are numbered anew, so that equal or missing
         positions from older edits cannot stick."""
@@ -649,8 +666,7 @@ class Session(models.Model):
                 activity.save(update_fields=["position"])
 
     def suggested_minutes(self) -> int:
-        seconds = self.activities.aggregate(total=models.Sum("suggested_seconds"))["total"]
-        return round((seconds or 0) / 60)
+        return round(planned_seconds(self.activities.only("suggested_seconds")) / 60)
 
     def agenda_as_steps(self) -> list[dict[str, Any]]:
         """The agenda as steps, to save it as a plan of one's own."""
@@ -717,16 +733,22 @@ class Session(models.Model):
 
     def delete_raw_answers(self, now: Any = None) -> None:
         """Delete the answers and the participants; keep the counts of each activity that met
-        the anonymity threshold, and nothing of those that did not."""
+        the anonymity threshold, and nothing of those that did not, nor of a word the
+        facilitator hid. A session being done by another process at this moment is skipped."""
         from .aggregation import summarize  # the aggregation reads these models
 
         with transaction.atomic():
-            session = Session.objects.select_for_update().get(pk=self.pk)
-            if session.answers_deleted_at:
+            session = Session.objects.select_for_update(skip_locked=True).filter(pk=self.pk).first()
+            if session is None or session.answers_deleted_at:
                 return
             for activity in session.activities.all():
                 if activity.takes_answers and summarize(activity, self.anonymity_threshold).hidden:
                     activity.tallies.all().delete()
+                elif activity.hidden_words:
+                    hidden = [f"word:{word}" for word in activity.hidden_words]
+                    activity.tallies.filter(key__in=hidden).delete()
+                    activity.hidden_words = []
+                    activity.save(update_fields=["hidden_words"])
             Answer.objects.filter(activity__session=session).delete()
             joined = session.participants.count()
             session.participants.all().delete()  # with their receipts, pairs and connections

@@ -13,8 +13,9 @@ import asyncio
 import logging
 from datetime import datetime
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 from django.utils import timezone
 
 from .models import Session
@@ -53,11 +54,21 @@ def ensure_sweep() -> None:
         _sweep = loop.create_task(_sweep_forever())
 
 
+def _apply_in_its_own_thread() -> int:
+    # Not on the thread that does the sockets' database work: a long deletion would hold up
+    # every phone of the process.
+    close_old_connections()
+    try:
+        return len(apply())
+    finally:
+        close_old_connections()
+
+
 async def _sweep_forever() -> None:
     while True:
         try:
-            if done := await database_sync_to_async(apply)():
-                logger.info("Deleted the raw answers of %d session(s), as due", len(done))
+            if done := await sync_to_async(_apply_in_its_own_thread, thread_sensitive=False)():
+                logger.info("Deleted the raw answers of %d session(s), as due", done)
         except Exception:
             logger.warning("The retention rule could not be applied", exc_info=True)
         await asyncio.sleep(settings.ATTUNE_RETENTION_SWEEP_SECONDS)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 
 from .aggregation import ProfileBar, Result, profile, summarize
-from .models import Activity, Session
+from .models import Activity, Session, planned_seconds
 
 
 @dataclass
@@ -87,7 +87,7 @@ class Review:
 
     @property
     def planned_seconds(self) -> int:
-        return sum(step.planned_seconds or 0 for step in self.steps)
+        return planned_seconds(step.activity for step in self.steps)
 
     @property
     def actual_seconds(self) -> int:

@@ -52,6 +52,7 @@ from .models import (
     forget_sign_ins,
     normalize_join_code,
     parse_id,
+    planned_seconds,
 )
 from .review import review
 
@@ -311,6 +312,7 @@ def session_edit(request: HttpRequest, session_id: int) -> HttpResponse:
             "session": session,
             "form": form,
             "exercises": Exercise.objects.latest_versions(),
+            "places": session.places_between_exercises(),
             **_agenda_context(session),
         },
     )
@@ -348,7 +350,7 @@ def _agenda_context(session: Session, new_form: ActivityForm | None = None) -> d
     return {
         "session": session,
         "activities": activities,
-        "planned_seconds": sum(activity.suggested_seconds or 0 for activity in activities),
+        "planned_seconds": planned_seconds(activities),
         "new_form": new_form or ActivityForm(language=session.language),
     }
 
@@ -371,7 +373,12 @@ def _agenda_response(
         live.after_commit(push, session.pk)
     if request.htmx:
         # The library's place picker comes too, with the agenda's steps as they are now.
-        context = {**_agenda_context(session), "before": before, "place_picker": True}
+        context = {
+            **_agenda_context(session),
+            "places": session.places_between_exercises(),
+            "before": before,
+            "place_picker": True,  # sent out of band, beside the library
+        }
         if added:
             context["added_from"], context["added"] = added
         response = render(request, "sessions/partials/agenda_editor.html", context)
@@ -473,8 +480,9 @@ def library(request: HttpRequest) -> HttpResponse:
 def exercise_add(request: HttpRequest, session_id: int, exercise_id: int) -> HttpResponse:
     session = _get_own_agenda(request, session_id)
     exercise = get_object_or_404(Exercise, pk=exercise_id)
-    # Where the library's place picker says: before a step of the agenda, or at the end.
-    before = session.activities.filter(pk=parse_id(request.POST.get("before"))).first()
+    # Where the library's place picker says: before a step that starts an exercise, or at the end.
+    wanted = parse_id(request.POST.get("before"))
+    before = next((s for _, s in session.places_between_exercises() if s.pk == wanted), None)
     with transaction.atomic():
         added = session.add_steps(exercise.steps, source=exercise.label, before=before)
     # Told beside the button clicked too: the agenda is further up the page, out of sight.

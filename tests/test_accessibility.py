@@ -351,6 +351,14 @@ def test_a_long_agenda_keeps_the_open_step_and_the_notes_in_sight(
         expect(current).to_be_in_viewport()
     expect(page.get_by_label("Private notes")).to_be_in_viewport(ratio=1)
 
+    # Scrolled up to look ahead: a push of the counts leaves the agenda where it is.
+    page.locator(".control-agenda .agenda-list").evaluate("(list) => { list.scrollTop = 0; }")
+    phone = browser.new_context(**PHONES_CONTEXT).new_page()
+    phone.goto(f"{live_server_url}/join/{projector_session.join_code}/")
+    phone.get_by_role("button", name="I understand, join").click()
+    expect(page.locator('[data-count="present"]')).to_have_text("1")
+    assert page.locator(".control-agenda .agenda-list").evaluate("(list) => list.scrollTop") == 0
+
 
 def approve_all(session: Session) -> None:
     session.refresh_from_db()

@@ -194,6 +194,29 @@ def test_a_word_the_facilitator_hid_is_in_no_export(reviewed):
     assert "hope" in results
 
 
+def test_a_hidden_word_leaves_no_trace_once_the_raw_answers_are_deleted(reviewed):
+    cloud = reviewed.activities.get(prompt="One word for today")
+    reviewed.hide_word(cloud.pk, "tired", hidden=True)
+    reviewed.end()
+
+    reviewed.delete_raw_answers()
+
+    cloud.refresh_from_db()
+    keys = set(cloud.tallies.values_list("key", flat=True))
+    assert "word:tired" not in keys and "word:hope" in keys  # the shown cloud's counts stay
+    assert cloud.hidden_words == []
+    assert "tired" not in json.dumps(json.loads(exports.session_json(reviewed)))
+
+
+def test_an_answer_whose_every_word_was_hidden_has_no_row(reviewed):
+    cloud = reviewed.activities.get(prompt="One word for today")
+    reviewed.hide_word(cloud.pk, "calm", hidden=True)
+
+    rows = rows_of(read_csv(exports.answers_csv(reviewed)), "One word for today")
+
+    assert sorted(row["answer"] for row in rows) == ["hope", "hope, tired"]
+
+
 def test_the_answers_csv_has_the_session_date_but_no_time_and_no_ids(reviewed):
     rows = read_csv(exports.answers_csv(reviewed))
 

@@ -180,6 +180,23 @@ def test_an_exercise_can_go_before_a_step_already_on_the_agenda(
     assert positions == list(range(1, len(prompts) + 1))
 
 
+def test_an_exercise_never_goes_inside_another_exercise(client, facilitator, session, library):
+    """A group profile reads the scales before it in the same copy of its exercise: nothing
+    may come between them."""
+    check = exercise("emotional-intelligence-check")
+    inside = session.add_steps(check.steps, source=check.label)[2]
+    client.force_login(facilitator)
+
+    edit_page = page(client.get(reverse("session_edit", args=[session.pk])))
+    url = reverse("exercise_add", args=[session.pk, exercise("check-in").pk])
+    html = page(client.post(url, {"before": inside.pk}, **HTMX))
+
+    assert f'<option value="{inside.pk}"' not in edit_page
+    assert edit_page.count('id="add-before"') == 1
+    assert "to the end of the agenda" in html
+    assert [a.source for a in session.activities_in_order()][-1].startswith("check-in")
+
+
 def test_an_exercise_for_a_step_not_on_the_agenda_goes_at_the_end(
     client, facilitator, session, other_facilitator, library
 ):
@@ -660,6 +677,24 @@ def test_the_group_never_sees_a_support_line_whose_gap_is_not_filled_in(
         ("Next: 12 March 2027, 18:30, room 4, 24/7", "Next: 12 March 2027, 18:30, room 4, 24/7"),
         ("Rated 4.5 of 10", "Rated 4.5 of 10"),
         ("<b>988</b>", '&lt;b&gt;<a href="tel:988">988</a>&lt;/b&gt;'),
+        # The number only, never what follows it: a crisis line must dial what it says.
+        ("Línea 024 (24 horas)", 'Línea <a href="tel:024">024</a> (24 horas)'),
+        ("112 - day and night", '<a href="tel:112">112</a> - day and night'),
+        (
+            "0800 111 222 (10 to 22)",
+            '<a href="tel:0800111222">0800 111 222</a> (10 to 22)',
+        ),
+        ("(555) 123-4567", '<a href="tel:5551234567">(555) 123-4567</a>'),
+        ("call (116 123)", 'call (<a href="tel:116123">116 123</a>)'),
+        ("Open 9-17, ages 18-25", "Open 9-17, ages 18-25"),
+        ("1" * 40, "1" * 40),
+        # An address in an address is still a web address; a script is only text.
+        (
+            "www.example.org/?from=https://x.org",
+            '<a href="https://www.example.org/?from=https://x.org" target="_blank"'
+            ' rel="noopener noreferrer">www.example.org/?from=https://x.org</a>',
+        ),
+        ('javascript:alert(1) "x" &', "javascript:alert(1) &quot;x&quot; &amp;"),
     ],
 )
 def test_a_support_line_s_numbers_and_addresses_can_be_tapped(line, shown):

@@ -74,19 +74,23 @@ def kind_label(kind: str) -> str:
 # What a support step's reader can tap: a web address, an email address, a phone number.
 CONTACT = re.compile(
     r"(?P<web>(?:https?://|www\.)[^\s<>\"]*[^\s<>\".,;:!?)\]])"
-    r"|(?P<mail>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
-    # Digits with spaces, hyphens or brackets between them: "116 123", "+44 (0)800 111 222".
-    r"|(?P<phone>(?<![\w/.:@-])\+?\(?\d(?:[\d\- ()]*\d)?(?![\w/:@]|[.,]\d))"
+    r"|(?P<mail>(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+    # Groups of digits, one space or hyphen apart, after a country or area code in brackets
+    # and with a home-only "(0)": "116 123", "+44 (0)800 111 222", "(555) 123-4567". Never on
+    # into what follows: "024 (24 hours)" is 024, "112 - day and night" is 112.
+    r"|(?P<phone>(?<![\w/.:@)+-])\+?(?:\(\d{1,4}\)[ -]?)?\d+(?:[ -]\d+| ?\(0\) ?\d+)*"
+    r"(?![\w/:@]|[.,]\d))"
 )
 
 
 def _dialled(number: str) -> str | None:
     """The number to dial for `number` as written, or None when it is no phone number: fewer
-    than three digits ("Step 2"), or a year ("2027")."""
+    than three digits ("Step 2") or more than fifteen, a year ("2027"), or a range of small
+    numbers ("9-17", "18-25")."""
     if number.startswith("+"):
         number = number.replace("(0)", "")  # "+44 (0)116": the 0 is dialled only at home
     digits = re.sub(r"\D", "", number)
-    if len(digits) < 3 or (len(digits) == 4 and digits[:2] in ("19", "20")):
+    if not 3 <= len(digits) <= 15 or re.fullmatch(r"(19|20)\d\d|\d{1,2}-\d{1,2}", number):
         return None
     return ("+" if number.startswith("+") else "") + digits
 
@@ -98,10 +102,8 @@ def contact_links(text: str) -> str:
     parts, last = [], 0
     for match in CONTACT.finditer(text):
         start, written = match.start(), match.group()
-        if written.startswith("(") and ")" not in written:  # "(call 116 123)"
-            start, written = start + 1, written[1:]
         if match["web"]:
-            href = written if "://" in written else f"https://{written}"
+            href = written if written.startswith(("http://", "https://")) else f"https://{written}"
             link = format_html(
                 '<a href="{}" target="_blank" rel="noopener noreferrer">{}</a>', href, written
             )

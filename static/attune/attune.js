@@ -417,10 +417,14 @@
   });
 
   // A long agenda scrolls in its own box on the control view: the step open now is kept in
-  // sight there, a third of the way down, whenever the agenda comes anew.
+  // sight there, a third of the way down, whenever the agenda comes anew (not at every count
+  // pushed, which would pull back a facilitator scrolling ahead).
+  var agendaShown = null;
   function showCurrentStep() {
     var list = document.querySelector(".control-agenda .agenda-list");
-    var current = list && list.querySelector(".is-current");
+    if (!list || list === agendaShown) return;
+    agendaShown = list;
+    var current = list.querySelector(".is-current");
     if (!current || list.scrollHeight <= list.clientHeight) return;
     var top = current.offsetTop;  // from the top of the list, which is positioned
     if (top < list.scrollTop || top + current.offsetHeight > list.scrollTop + list.clientHeight) {
