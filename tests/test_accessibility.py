@@ -275,6 +275,16 @@ def test_the_projector_shows_the_whole_stage_on_the_screen_whatever_it_holds(
     expect(page.get_by_text(LONG_WORD)).to_be_in_viewport()
 
 
+def laptop_control_view(browser: Browser, session: Session, cookie: str, url: str) -> Page:
+    """The session's control view on a 1366 x 768 laptop, loaded."""
+    page = new_page(
+        browser, theme="light", viewport={"width": 1366, "height": 768}, cookie=cookie, url=url
+    )
+    page.goto(f"{url}/sessions/{session.pk}/control/")
+    page.wait_for_load_state()
+    return page
+
+
 def test_a_push_keeps_the_facilitators_place_in_the_control_view(
     projector_session, facilitator_cookie, browser, live_server_url
 ):
@@ -291,15 +301,7 @@ def test_a_push_keeps_the_facilitators_place_in_the_control_view(
             script="Read the answers out slowly.",
         )
     )
-    page = new_page(
-        browser,
-        theme="light",
-        viewport={"width": 1366, "height": 768},
-        cookie=facilitator_cookie,
-        url=live_server_url,
-    )
-    page.goto(f"{live_server_url}/sessions/{projector_session.pk}/control/")
-    page.wait_for_load_state()
+    page = laptop_control_view(browser, projector_session, facilitator_cookie, live_server_url)
     assert page.evaluate(NO_SIDEWAYS_SCROLL, 1366), "a long word widened the control view"
     page.screenshot(path=ARTIFACTS / "control-long-word.png", full_page=True)
 
@@ -319,7 +321,7 @@ def test_a_push_keeps_the_facilitators_place_in_the_control_view(
 def test_a_long_agenda_keeps_the_open_step_and_the_notes_in_sight(
     projector_session, facilitator_cookie, browser, live_server_url
 ):
-    """A 24-step session on a 1366 x 768 laptop: the agenda scrolls in its own box, with the
+    """A 23-step session on a 1366 x 768 laptop: the agenda scrolls in its own box, with the
     step open now in it, and the private notes under it stay on the screen."""
 
     def long_agenda() -> None:
@@ -330,15 +332,7 @@ def test_a_long_agenda_keeps_the_open_step_and_the_notes_in_sight(
         projector_session.open_activity(steps[14])
 
     in_thread(long_agenda)
-    page = new_page(
-        browser,
-        theme="light",
-        viewport={"width": 1366, "height": 768},
-        cookie=facilitator_cookie,
-        url=live_server_url,
-    )
-    page.goto(f"{live_server_url}/sessions/{projector_session.pk}/control/")
-    page.wait_for_load_state()
+    page = laptop_control_view(browser, projector_session, facilitator_cookie, live_server_url)
     current = page.locator(".control-agenda li.is-current")
     expect(current).to_contain_text("Step number 15")
     expect(current).to_be_in_viewport()
