@@ -91,6 +91,12 @@ def test_a_participant_keeps_a_nickname_then_withdraws_their_answers(
     expect(phone.get_by_text("Answer received")).to_be_visible()
 
     phone.get_by_text("Withdraw my answers").click()
+    # Asked first: "Cancel" deletes nothing.
+    phone.once("dialog", lambda dialog: dialog.dismiss())
+    phone.get_by_role("button", name="Delete all my answers").click()
+    phone.wait_for_timeout(500)
+    expect(phone.get_by_text("Answer received")).to_be_visible()
+    phone.once("dialog", lambda dialog: dialog.accept())
     phone.get_by_role("button", name="Delete all my answers").click()
 
     expect(phone.get_by_role("alert")).to_contain_text("1 answer deleted")

@@ -444,6 +444,11 @@
       return (byte < 16 ? "0" : "") + byte.toString(16);
     }).join("");
   }
+  // A message that cannot be taken back asks first (htmx's hx-confirm does not cover ws-send).
+  document.addEventListener("htmx:wsConfigSend", function (event) {
+    var asking = event.target.closest && event.target.closest("[data-confirm]");
+    if (asking && !window.confirm(asking.dataset.confirm)) event.preventDefault();
+  });
   document.addEventListener("htmx:wsConfigSend", function (event) {
     var action = event.detail.parameters.action;
     if (action === "answer" || action === "pass") event.detail.parameters.client_id = newClientId();
