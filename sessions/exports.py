@@ -177,6 +177,8 @@ def session_json(session: Session) -> str:
     data = {
         "session": {
             "title": session.title,
+            "language": session.language,
+            "group": session.group.name if session.group_id else None,
             "status": session.status,
             "created_at": session.created_at,
             "started_at": session.started_at,
@@ -185,7 +187,7 @@ def session_json(session: Session) -> str:
             "retention_days": session.retention_days,
             # Set once the retention rule deleted the raw answers: only counts are left.
             "answers_deleted_at": session.answers_deleted_at,
-            # Withdrawn by participants during the session: no result holds them.
+            # Withdrawn by participants from their phones: no result holds them.
             "answers_withdrawn": session.answers_withdrawn,
         },
         "attendance": {"joined": the_review.joined, "peak_present": the_review.peak_present},

@@ -316,6 +316,7 @@ def test_the_json_has_the_session_agenda_results_and_attendance(reviewed):
     data = json.loads(exports.session_json(reviewed))
 
     assert data["session"]["title"] == "Tuesday circle"
+    assert (data["session"]["language"], data["session"]["group"]) == ("en", None)
     assert data["session"]["status"] == "live"
     assert data["session"]["anonymity_threshold"] == 3
     assert data["session"]["answers_deleted_at"] is None
