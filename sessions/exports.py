@@ -41,6 +41,7 @@ AGGREGATE_COLUMNS = [
     "item",
     "count",
     "percent",
+    "result",
 ]
 ANSWER_COLUMNS = ["session", "date", "position", "prompt", "kind", "person", "answer", "passed"]
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP, "CSV injection").
@@ -62,10 +63,19 @@ def session_date(session: Session) -> date:
 
 def aggregates_csv(session: Session) -> str:
     """One row for each bar or word of each result shown; one row for a result with neither
-    (open text, whose texts are in the answers CSV)."""
+    (open text, whose texts are in the answers CSV); one row without counts for a question
+    whose result is not shown, saying why ("below_threshold" or "not_opened")."""
     rows = []
-    for position, step in shown_steps(review(session)):
+    for position, step in enumerate(review(session).steps, start=1):
         result = step.result
+        if result is None:
+            continue  # a step that takes no answers
+        if step.result_state != "shown":
+            blanks = [None] * (len(AGGREGATE_COLUMNS) - 6)
+            rows.append(
+                [*_activity_cells(session, position, step.activity), *blanks, step.result_state]
+            )
+            continue
         activity_cells = [
             *_activity_cells(session, position, step.activity),
             result.shown_count,
@@ -77,7 +87,7 @@ def aggregates_csv(session: Session) -> str:
         items = [(bar.label, bar.count, bar.percent) for bar in result.bars] or [
             (word.text, word.count, None) for word in result.words
         ]
-        rows += [[*activity_cells, *item] for item in items or [(None, None, None)]]
+        rows += [[*activity_cells, *item, "shown"] for item in items or [(None, None, None)]]
     return _csv(AGGREGATE_COLUMNS, rows)
 
 

@@ -119,12 +119,15 @@ def test_the_results_csv_has_the_counts_of_each_result_shown(reviewed):
     assert (open_text["answered"], open_text["item"]) == ("5", "")
 
 
-def test_the_results_csv_leaves_out_hidden_results_steps_and_pseudonyms(reviewed):
+def test_the_results_csv_names_a_hidden_result_without_its_counts(reviewed):
     text = exports.aggregates_csv(reviewed)
     prompts = {row["prompt"] for row in read_csv(text)}
 
-    assert "Too few answered this" not in prompts
-    assert "Take a breath" not in prompts
+    (hidden,) = rows_of(read_csv(text), "Too few answered this")
+    assert hidden["result"] == "below_threshold"
+    assert [hidden[name] for name in ("answered", "passed", "item", "count")] == [""] * 4
+    assert {row["result"] for row in rows_of(read_csv(text), "Did you sleep well?")} == {"shown"}
+    assert "Take a breath" not in prompts  # it takes no answers
     assert "How connected do you feel now?" in prompts
     assert not any(name in text for name in pseudonyms(reviewed))
     assert "suicidal" not in text
@@ -268,8 +271,9 @@ def test_withdrawing_removes_the_participants_rows_and_changes_the_counts(review
     results = read_csv(exports.aggregates_csv(reviewed))
     scale = rows_of(results, "How connected do you feel?")
     assert {row["answered"] for row in scale} == {"3"}
-    # Two answers left to the choice: under the threshold, so hidden from both files now.
-    assert not rows_of(results, "Did you sleep well?")
+    # Two answers left to the choice: under the threshold, so hidden in both files now.
+    (sleep,) = rows_of(results, "Did you sleep well?")
+    assert (sleep["result"], sleep["answered"]) == ("below_threshold", "")
     assert not rows_of(answers, "Did you sleep well?")
 
 
