@@ -106,10 +106,13 @@ def review(session: Session) -> Review:
         else Step(activity, None, profile(activity.profile_scales(), threshold))
         for activity in session.activities_in_order()
     ]
+    peak_present = session.peak_present
+    if session.is_live:  # the peak is written every few seconds; phones connected now count
+        peak_present = max(peak_present, session.joined_and_present_counts()[1])
     return Review(
         session=session,
         joined=session.joined_count(),
-        peak_present=session.peak_present,
+        peak_present=peak_present,
         steps=steps,
         comparisons=comparisons(steps),
     )

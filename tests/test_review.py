@@ -130,6 +130,17 @@ def test_the_summary_shows_attendance_time_taken_and_before_and_after(signed_in,
     assert "A walk" not in page and "=cmd" not in page
 
 
+def test_a_live_sessions_summary_counts_the_phones_connected_now_at_most(signed_in, facilitator):
+    session, *_ = circle(facilitator, end=False)
+    ServerProcess.beat("server-a")
+    for person in session.participants.all()[:3]:
+        person.connected("server-a")  # no push yet has written the peak
+
+    page = text_of(signed_in.get(f"/sessions/{session.pk}/summary/"))
+
+    assert "Most at once 3" in page
+
+
 def test_the_summary_hides_what_too_few_answered_and_says_why(signed_in, facilitator):
     session = Session.objects.create(facilitator=facilitator, title="Small group")
     session.start()
