@@ -398,14 +398,18 @@ def test_the_summary_says_until_when_raw_answers_are_kept(signed_in, facilitator
 # Withdrawal ---------------------------------------------------------------------------------
 
 
+def live_scale(facilitator) -> tuple[Session, Activity]:
+    """A live session with a scale open."""
+    session = Session.objects.create(facilitator=facilitator, title="Circle")
+    session.start()
+    activity = add_activity(session, Activity.Kind.SCALE, "Rested?")
+    session.open_activity(activity)
+    return session, activity
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_phone_withdraws_its_answers_and_the_counts_drop_at_once(facilitator):
-    session = await database_sync_to_async(Session.objects.create)(
-        facilitator=facilitator, title="Circle"
-    )
-    await database_sync_to_async(session.start)()
-    activity = await database_sync_to_async(add_activity)(session, Activity.Kind.SCALE, "Rested?")
-    await database_sync_to_async(session.open_activity)(activity)
+    session, activity = await database_sync_to_async(live_scale)(facilitator)
     control, _ = await control_view(session, facilitator)
     phone, _ = await join(session)
 
@@ -426,12 +430,7 @@ async def test_a_phone_withdraws_its_answers_and_the_counts_drop_at_once(facilit
 @pytest.mark.django_db(transaction=True)
 async def test_a_phone_can_still_withdraw_its_answers_after_the_session_ends(facilitator):
     """As the consent screen says: "during the session and in the hours after it"."""
-    session = await database_sync_to_async(Session.objects.create)(
-        facilitator=facilitator, title="Circle"
-    )
-    await database_sync_to_async(session.start)()
-    activity = await database_sync_to_async(add_activity)(session, Activity.Kind.SCALE, "Rested?")
-    await database_sync_to_async(session.open_activity)(activity)
+    session, activity = await database_sync_to_async(live_scale)(facilitator)
     phone, _ = await join(session)
     await phone.send_json_to({"action": "answer", "activity": activity.pk, "value": "4"})
     await receive_until(phone, "Answer received")
