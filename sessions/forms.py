@@ -126,10 +126,17 @@ class SessionForm(SavesItsFieldsOnly, SessionLanguageMixin):
             facilitator_id=self.instance.facilitator_id
         )
 
+    def _promised(self, name: str) -> int | None:
+        """What the consent screen promised of `name` to the people who joined: its value as
+        saved, once the session has started (a draft promised nothing yet)."""
+        if self.instance.status == Session.Status.DRAFT:
+            return None
+        return self.initial.get(name)
+
     def clean_anonymity_threshold(self) -> int:
         threshold = self.cleaned_data["anonymity_threshold"]
-        promised = self.initial.get("anonymity_threshold")
-        if self.instance.status != Session.Status.DRAFT and promised and threshold < promised:
+        promised = self._promised("anonymity_threshold")
+        if promised and threshold < promised:
             # People answered under the promise shown on the consent screen.
             raise forms.ValidationError(
                 ngettext(
@@ -145,8 +152,8 @@ class SessionForm(SavesItsFieldsOnly, SessionLanguageMixin):
 
     def clean_retention_days(self) -> int:
         days = self.cleaned_data["retention_days"]
-        promised = self.initial.get("retention_days")
-        if self.instance.status != Session.Status.DRAFT and promised and days > promised:
+        promised = self._promised("retention_days")
+        if promised and days > promised:
             # The consent screen told each phone how long its answers are kept.
             raise forms.ValidationError(
                 ngettext(
