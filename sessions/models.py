@@ -646,11 +646,13 @@ class Session(models.Model):
                 changed += 1
         return changed, kept
 
-    def places_between_exercises(self) -> list[tuple[int, Activity]]:
+    def places_between_exercises(
+        self, steps: list[Activity] | None = None
+    ) -> list[tuple[int, Activity]]:
         """The steps a library exercise may go before (with their number on the agenda): not
         inside a copy of another exercise, whose profile or recap step reads the steps before
-        it in the same copy."""
-        steps = self.activities_in_order()
+        it in the same copy. `steps`: the agenda in order, when it was read already."""
+        steps = self.activities_in_order() if steps is None else steps
         return [
             (number, step)
             for number, step in enumerate(steps, start=1)

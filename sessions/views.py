@@ -312,8 +312,7 @@ def session_edit(request: HttpRequest, session_id: int) -> HttpResponse:
             "session": session,
             "form": form,
             "exercises": Exercise.objects.latest_versions(),
-            "places": session.places_between_exercises(),
-            **_agenda_context(session),
+            **_agenda_context(session, places=True),
         },
     )
 
@@ -345,14 +344,20 @@ def _translated(request: HttpRequest, session: Session, from_language: str) -> N
         )
 
 
-def _agenda_context(session: Session, new_form: ActivityForm | None = None) -> dict:
+def _agenda_context(
+    session: Session, new_form: ActivityForm | None = None, *, places: bool = False
+) -> dict:
+    """The agenda editor's; `places`: with the library's place picker's."""
     activities = session.activities_in_order()
-    return {
+    context = {
         "session": session,
         "activities": activities,
         "planned_seconds": planned_seconds(activities),
         "new_form": new_form or ActivityForm(language=session.language),
     }
+    if places:
+        context["places"] = session.places_between_exercises(activities)
+    return context
 
 
 def _agenda_response(
@@ -374,8 +379,7 @@ def _agenda_response(
     if request.htmx:
         # The library's place picker comes too, with the agenda's steps as they are now.
         context = {
-            **_agenda_context(session),
-            "places": session.places_between_exercises(),
+            **_agenda_context(session, places=True),
             "before": before,
             "place_picker": True,  # sent out of band, beside the library
         }
