@@ -131,7 +131,7 @@ def _note_peak(session: Session, present: int) -> None:
 
 def _agenda_place(session: Session, activity: Activity | None) -> dict:
     if activity is None:
-        return {"step_number": 0, "step_count": 0, "next_activity": None}
+        return {"step_number": 0, "step_count": 0, "next_activity": session.next_from_lobby()}
     number, count, following = session.agenda_place(activity)
     return {"step_number": number, "step_count": count, "next_activity": following}
 

@@ -283,6 +283,10 @@ class Session(models.Model):
     current_activity = models.ForeignKey(
         "Activity", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The activity opened last, open or closed since: Next from the lobby goes on after it.
+    last_activity = models.ForeignKey(
+        "Activity", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     results_visible = models.BooleanField(default=True)
     answers_locked = models.BooleanField(default=False)
     timer_ends_at = models.DateTimeField(null=True, blank=True)
@@ -417,7 +421,7 @@ class Session(models.Model):
         if activity.session_id != self.pk:
             raise ActionRefused(gettext("That activity belongs to another session."))
         self._clock_out()
-        self.current_activity = activity
+        self.current_activity = self.last_activity = activity
         # A recap shows again results the facilitator may have hidden while they were asked:
         # it waits for "Show results".
         self.results_visible = not activity.private_results and not activity.recap
@@ -427,6 +431,7 @@ class Session(models.Model):
         self.save(
             update_fields=[
                 "current_activity",
+                "last_activity",
                 "results_visible",
                 "answers_locked",
                 "activity_opened_at",
@@ -454,11 +459,7 @@ class Session(models.Model):
         activities = self.activities_in_order()
         if not activities:
             raise ActionRefused(gettext("The agenda is empty: add an activity first."))
-        if self.current_activity_id is None:
-            index = 0 if offset > 0 else len(activities) - 1
-        else:
-            ids = [activity.pk for activity in activities]
-            index = ids.index(self.current_activity_id) + offset
+        index = self._step_index(activities, offset)
         if not 0 <= index < len(activities):
             raise ActionRefused(
                 gettext("This is the last activity.")
@@ -466,6 +467,23 @@ class Session(models.Model):
                 else gettext("This is the first activity.")
             )
         self.open_activity(activities[index])
+
+    def _step_index(self, activities: list[Activity], offset: int) -> int:
+        """Where Next (offset 1) or Previous (-1) goes on the agenda `activities`. From the lobby,
+        after an activity was closed, Next goes on after it and Previous opens it again; before
+        any was opened, Next opens the first and Previous the last."""
+        ids = [activity.pk for activity in activities]
+        if self.current_activity_id is not None:
+            return ids.index(self.current_activity_id) + offset
+        if self.last_activity_id in ids:
+            return ids.index(self.last_activity_id) + (1 if offset > 0 else 0)
+        return 0 if offset > 0 else len(activities) - 1
+
+    def next_from_lobby(self) -> Activity | None:
+        """What Next opens from the lobby, for the control view (None: nothing is left)."""
+        activities = self.activities_in_order()
+        index = self._step_index(activities, 1) if activities else -1
+        return activities[index] if 0 <= index < len(activities) else None
 
     def set_results_visible(self, visible: bool) -> None:
         self.results_visible = visible

@@ -771,6 +771,27 @@ async def test_next_from_the_lobby_opens_the_first_activity(live_session, facili
     await control.disconnect()
 
 
+async def test_the_lobby_after_closing_an_activity_shows_the_one_after_it_next(
+    live_session, facilitator
+):
+    first, second = [
+        await database_sync_to_async(add_activity)(live_session, "single_choice", f"Q{n}")
+        for n in (1, 2)
+    ]
+    await open_activity(live_session, first)
+    control, _ = await control_view(live_session, facilitator)
+    await send(control, action="close")
+    lobby = await receive_until(control, "Lobby")
+    assert re.search(r"Next up</span>\s*Q2", lobby)
+    await send(control, action="next", **{"from": ""})
+    await receive_until(control, "Now open")
+    session = await database_sync_to_async(Session.objects.get)(pk=live_session.pk)
+    assert session.current_activity_id == second.pk
+    await send(control, action="close")
+    assert "Every activity on the agenda has been run" in await receive_until(control, "Lobby")
+    await control.disconnect()
+
+
 async def test_closing_joins_refuses_new_phones(live_session, facilitator):
     control, _ = await control_view(live_session, facilitator)
     await send(control, action="lock_joins")

@@ -250,6 +250,47 @@ def test_previous_with_nothing_open_opens_the_last_activity(live_session, agenda
     assert live_session.current_activity == agenda[2]
 
 
+def test_next_after_closing_an_activity_goes_on_after_it(live_session, agenda):
+    live_session.open_activity(agenda[1])
+    live_session.close_activity()
+
+    live_session.step(1)
+
+    live_session.refresh_from_db()
+    assert live_session.current_activity == agenda[2]
+
+
+def test_previous_after_closing_an_activity_opens_it_again(live_session, agenda):
+    live_session.open_activity(agenda[1])
+    live_session.close_activity()
+
+    live_session.step(-1)
+
+    live_session.refresh_from_db()
+    assert live_session.current_activity == agenda[1]
+
+
+def test_next_after_closing_the_last_activity_says_it_was_the_last(live_session, agenda):
+    live_session.open_activity(agenda[2])
+    live_session.close_activity()
+
+    with pytest.raises(ActionRefused, match="last activity"):
+        live_session.step(1)
+    assert live_session.next_from_lobby() is None
+
+
+def test_next_after_the_closed_activity_was_deleted_starts_from_the_first(live_session, agenda):
+    live_session.open_activity(agenda[1])
+    live_session.close_activity()
+    agenda[1].delete()
+    live_session.refresh_from_db()
+
+    live_session.step(1)
+
+    live_session.refresh_from_db()
+    assert live_session.current_activity == agenda[0]
+
+
 def test_next_and_previous_move_through_the_agenda_in_order(live_session, agenda):
     live_session.open_activity(agenda[0])
 
