@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from sessions.models import Participant
+from sessions.models import Participant, Session
 from tests.conftest import ARTIFACTS, add_activity, in_thread, socket_frames, wait_for_a_frame
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -120,6 +120,12 @@ def test_a_facilitator_runs_a_choice_question_with_three_phones(browser, live_se
     phones[1].reload()
     expect(phones[1].locator(".you strong")).to_have_text(pseudonyms[1])
     expect(phones[1].get_by_label("Calm")).to_be_checked()
+
+    # Closing joining takes the code off the wall (it would only lead to a refusal).
+    control.get_by_role("button", name="Close joining").click()
+    expect(projector.locator(".join-panel")).to_be_hidden()
+    control.get_by_role("button", name="Let people join").click()
+    expect(projector.locator(".qr")).to_be_visible()
 
     # Ending leads the facilitator to the summary and tells the phones.
     control.once("dialog", lambda dialog: dialog.accept())
@@ -629,3 +635,31 @@ def test_adding_a_library_exercise_says_so_beside_the_button(library, browser, l
     expect(first).to_have_class("is-new")
     # Still before the check-in, for the next one.
     expect(page.get_by_label("Add exercises")).to_have_value(step_one)
+
+
+def test_moving_a_step_keeps_the_page_still_and_the_focus_on_the_step_moved(
+    browser, live_server_url
+):
+    """The agenda editor is replaced after each move: the page must not jump to the library
+    below, and the keyboard stays on the step's own button, to press it again."""
+    page = browser.new_context(**LAPTOP).new_page()
+    new_session(page, live_server_url, "remi", "A long agenda")
+
+    def fill_agenda() -> None:
+        session = Session.objects.get(title="A long agenda")
+        for number in range(1, 16):
+            add_activity(session, "instruction", f"Step {number}")
+
+    in_thread(fill_agenda)
+    page.reload()
+    down = page.get_by_role("button", name="Move down: Step 12", exact=True)
+    down.scroll_into_view_if_needed()
+    before = page.evaluate("() => window.scrollY")
+
+    down.click()
+    expect(page.locator("#agenda-editor li").nth(12)).to_contain_text("Step 12")
+    expect(page.get_by_role("button", name="Move down: Step 12", exact=True)).to_be_focused()
+    assert abs(page.evaluate("() => window.scrollY") - before) < 40
+    page.keyboard.press("Enter")
+    expect(page.locator("#agenda-editor li").nth(13)).to_contain_text("Step 12")
+    assert abs(page.evaluate("() => window.scrollY") - before) < 80
