@@ -685,6 +685,12 @@ class Session(models.Model):
                 activity.position = position
                 activity.save(update_fields=["position"])
 
+    def steps_with_gaps(self, steps: list[Activity] | None = None) -> list[Activity]:
+        """The steps whose text still holds a [bracketed] gap for the facilitator to fill.
+        `steps`: the agenda in order, when it was read already."""
+        steps = self.activities_in_order() if steps is None else steps
+        return [activity for activity in steps if activity.has_placeholders]
+
     def suggested_minutes(self) -> int:
         return round(planned_seconds(self.activities.only("suggested_seconds")) / 60)
 

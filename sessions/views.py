@@ -352,6 +352,7 @@ def _agenda_context(
     context = {
         "session": session,
         "activities": activities,
+        "gaps": session.steps_with_gaps(activities),
         "planned_seconds": planned_seconds(activities),
         "new_form": new_form or ActivityForm(language=session.language),
     }
@@ -552,10 +553,16 @@ def plan_delete(request: HttpRequest, plan_id: int) -> HttpResponse:
 @require_POST
 def session_start(request: HttpRequest, session_id: int) -> HttpResponse:
     session = _get_own_session(request, session_id)
+    gaps = session.steps_with_gaps()
+    if gaps and session.status == Session.Status.DRAFT and "start_anyway" not in request.POST:
+        # Told under the agenda, which lists them, beside "Start anyway".
+        messages.error(
+            request,
+            gettext("Fill in the [bracketed] gaps first, or press “Start anyway” below the list."),
+        )
+        return redirect(f"{reverse('session_edit', args=[session.pk])}#gaps")
     session.start()
-    if gaps := [
-        activity for activity in session.activities_in_order() if activity.has_placeholders
-    ]:
+    if gaps:
         messages.warning(
             request,
             ngettext(

@@ -616,6 +616,45 @@ def test_a_support_step_with_unfilled_gaps_is_pointed_out_in_the_agenda(
     assert "bracketed" not in html
 
 
+def test_a_session_with_gaps_left_starts_only_when_asked_again(
+    client, facilitator, session, library
+):
+    support = exercise("more-support")
+    session.add_steps(support.steps, source=support.label)
+    add_activity(session, Activity.Kind.SCALE, "How connected do you feel?")
+    client.force_login(facilitator)
+
+    response = client.post(reverse("session_start", args=[session.pk]), follow=True)
+
+    session.refresh_from_db()
+    assert session.status == Session.Status.DRAFT
+    assert response.redirect_chain[-1][0].endswith(f"/sessions/{session.pk}/#gaps")
+    html = page(response)
+    assert "Fill in the [bracketed] gaps first" in html
+    gaps = html.split('id="gaps"')[1].split("</div>")[0]
+    assert "1 step still has [bracketed] gaps to fill in" in gaps
+    assert "Where to find more support" in gaps and "How connected" not in gaps
+    assert 'name="start_anyway"' in gaps
+
+    client.post(reverse("session_start", args=[session.pk]), {"start_anyway": "1"})
+
+    session.refresh_from_db()
+    assert session.status == Session.Status.LIVE
+
+
+def test_a_session_without_gaps_starts_at_once_and_shows_no_list_of_gaps(
+    client, facilitator, session
+):
+    add_activity(session, Activity.Kind.SCALE, "How connected do you feel?")
+    client.force_login(facilitator)
+    assert 'id="gaps"' not in page(client.get(reverse("session_edit", args=[session.pk])))
+
+    client.post(reverse("session_start", args=[session.pk]))
+
+    session.refresh_from_db()
+    assert session.status == Session.Status.LIVE
+
+
 def test_the_group_never_sees_a_support_line_whose_gap_is_not_filled_in(
     client, facilitator, session, library
 ):
@@ -623,7 +662,9 @@ def test_the_group_never_sees_a_support_line_whose_gap_is_not_filled_in(
     (activity,) = session.add_steps(support.steps, source=support.label)
     client.force_login(facilitator)
 
-    response = client.post(reverse("session_start", args=[session.pk]), follow=True)
+    response = client.post(
+        reverse("session_start", args=[session.pk]), {"start_anyway": "1"}, follow=True
+    )
 
     # Told at the start, on the control view, which names the step.
     assert "1 step still has [bracketed] gaps, “Where to find more support”" in page(response)

@@ -218,9 +218,9 @@ def test_a_question_edited_while_someone_types_does_not_move_their_page(
 
     editor = control.context.new_page()
     editor.goto(f"{live_server_url}/sessions/{evening.pk}/")
-    item = editor.locator("#agenda-editor li", has_text=WRITTEN_PROMPT)
+    item = editor.locator("#agenda-editor .agenda-list li", has_text=WRITTEN_PROMPT)
     item.get_by_role("button", name="Edit").click()
-    form = editor.locator("#agenda-editor li.editing")
+    form = editor.locator("#agenda-editor .agenda-list li.editing")
     form.get_by_label("Question or prompt").fill("What would help you feel at home here?")
     form.get_by_role("button", name="Save", exact=True).click()
 
