@@ -599,6 +599,31 @@ def test_a_recap_leaves_out_private_questions_and_an_earlier_copy(session, libra
     assert second_copy[-1].recap_questions() == [second_copy[0], second_copy[2]]
 
 
+def test_a_recap_says_a_question_skipped_in_the_session_was_not_asked(
+    client, facilitator, session, library
+):
+    check = exercise("quick-assessment")
+    steps = session.add_steps(check.steps, source=check.label)
+    asked, skipped, recap = steps[0], steps[1], steps[-1]
+    session.start()
+    people = [session.add_participant()[0] for _ in range(3)]
+    session.open_activity(asked)
+    for person in people[:2]:  # too few for the result to show
+        person.answer(asked.pk, {"value": "3"})
+    session.open_activity(recap)
+    session.set_results_visible(True)
+    client.force_login(facilitator)
+
+    html = page(client.get(reverse("session_projector", args=[session.pk])))
+
+    questions = html.split('class="recap-question"')[1:]
+    asked_html = next(q for q in questions if escape(asked.prompt) in q)
+    skipped_html = next(q for q in questions if escape(skipped.prompt) in q)
+    assert "Fewer than 3 people answered" in asked_html
+    assert "Not asked in this session." in skipped_html
+    assert "Fewer than" not in skipped_html
+
+
 def test_a_support_step_with_unfilled_gaps_is_pointed_out_in_the_agenda(
     client, facilitator, session, library
 ):
