@@ -604,6 +604,20 @@ class Session(models.Model):
         """The agenda's support and resources step, to open when someone may need it."""
         return self.activities.filter(kind=Activity.Kind.RESOURCES).first()
 
+    @functools.cached_property
+    def shown_support_step(self) -> Activity | None:
+        """The support step, once it has been open: phones keep its details at hand while they
+        wait and after the end. Read once per reading of the session (phones that connect
+        together share one). Nothing opened yet, nothing to read: a room joining at the start
+        pays no query for it."""
+        if self.last_activity_id is None:
+            return None
+        return (
+            self.activities.filter(kind=Activity.Kind.RESOURCES)
+            .filter(Q(actual_seconds__gt=0) | Q(pk=self.last_activity_id))
+            .first()
+        )
+
     # The agenda ------------------------------------------------------------------------
 
     def add_steps(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pytest
+import time_machine
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import escape
 
 from sessions import live
 from sessions.exercises.loader import LoadReport, load_library
 from sessions.exercises.translations import localized_steps
-from sessions.models import PLACEHOLDER, Activity, Answer, Exercise, Plan, Session
+from sessions.models import PLACEHOLDER, Activity, Answer, Exercise, Participant, Plan, Session
 from sessions.templatetags.attune import approx_minutes, contact_links
 from tests.conftest import add_activity
 
@@ -622,6 +624,38 @@ def test_a_recap_says_a_question_skipped_in_the_session_was_not_asked(
     assert "Fewer than 3 people answered" in asked_html
     assert "Not asked in this session." in skipped_html
     assert "Fewer than" not in skipped_html
+
+
+def test_phones_keep_the_support_details_once_shown_while_waiting_and_after_the_end(
+    session, library
+):
+    support = exercise("more-support")
+    session.add_steps(support.steps, source=support.label)
+    add_activity(session, Activity.Kind.SCALE, "How connected do you feel?")
+    (activity,) = session.activities.filter(kind=Activity.Kind.RESOURCES)
+    activity.body = "RIGHT NOW\n- Crisis line, day and night: 116 123"
+    activity.save()
+    session.start()
+    participant, _token = session.add_participant()
+
+    def phone() -> str:
+        return live.render_phone_stage(Participant.objects.get(pk=participant.pk))
+
+    assert "116 123" not in phone()  # waiting before it was shown: not yet
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        session.open_activity(activity)
+        clock.shift(90)  # a minute and a half on the wall
+        session.close_activity()
+    waiting = phone()
+    assert "Waiting for the next activity" in waiting
+    kept = waiting.split('<details class="support-kept">')[1]
+    assert '<a href="tel:116123">116 123</a>' in kept
+    assert "Where to find more support</summary>" in kept
+    session.step(1)
+    assert "support-kept" not in phone()  # a question: only the question
+    session.end()
+    ended = phone()
+    assert "This session has ended" in ended and 'href="tel:116123"' in ended
 
 
 def test_a_support_step_with_unfilled_gaps_is_pointed_out_in_the_agenda(
