@@ -77,11 +77,15 @@ class SavesItsFieldsOnly(forms.ModelForm):
     counts; an activity's cards drawn, round, time open): saving writes the fields this form
     shows only, never the copy of the others that this request read."""
 
+    # A form field that stands for a model field of another name (minutes for seconds).
+    STORED_AS: dict[str, str] = {}
+
     def save(self, commit: bool = True) -> Any:
         if not commit or self.instance.pk is None or self.errors:
             return super().save(commit)  # a new row; or Django's own error for an invalid form
         stored = {field.name for field in self.instance._meta.concrete_fields}
-        self.instance.save(update_fields=[name for name in self.fields if name in stored])
+        names = [self.STORED_AS.get(name, name) for name in self.fields]
+        self.instance.save(update_fields=[name for name in names if name in stored])
         return self.instance
 
 
@@ -240,6 +244,17 @@ class ActivityForm(SavesItsFieldsOnly):
         widget=forms.Textarea(attrs={"rows": 2}),
         required=False,
     )
+    planned_minutes = forms.IntegerField(
+        label=gettext_lazy("Planned minutes (optional)"),
+        help_text=gettext_lazy(
+            "For your planning: the agenda adds them up, and the summary sets them beside the "
+            "time each step was open."
+        ),
+        min_value=1,
+        max_value=240,
+        required=False,
+    )
+    STORED_AS = {"planned_minutes": "suggested_seconds"}
 
     class Meta:
         model = Activity
@@ -281,10 +296,11 @@ class ActivityForm(SavesItsFieldsOnly):
             self.fields["kind"].initial = kind
         # Not `kind`: in a template, form.kind finds the kind field first.
         self.activity_kind = kind
-        kept = {"kind", "prompt", *self.FIELDS_BY_KIND[Activity.Kind(kind)]}
+        kept = {"kind", "prompt", *self.FIELDS_BY_KIND[Activity.Kind(kind)], "planned_minutes"}
         for name in list(self.fields):
             if name not in kept:
                 del self.fields[name]
+        self.order_fields([name for name in self.fields if name != "script"])  # the script last
         if "options" in self.fields:
             options = self.instance.options or (
                 default_feelings(language) if kind == Activity.Kind.EMOTION else []
@@ -297,6 +313,8 @@ class ActivityForm(SavesItsFieldsOnly):
             self.initial["roles"] = "\n".join(roles)
         if "body" in self.fields:
             self.fields["body"].required = kind in self.BODY_REQUIRED
+        if self.instance.suggested_seconds:
+            self.initial["planned_minutes"] = max(1, round(self.instance.suggested_seconds / 60))
         if self.instance.pk and (self.instance.answers.exists() or self.instance.cards_drawn):
             why = (
                 gettext("Cards have been drawn already, so the deck can no longer change.")
@@ -364,6 +382,10 @@ class ActivityForm(SavesItsFieldsOnly):
         low, high = cleaned.get("scale_min"), cleaned.get("scale_max")
         if low is not None and high is not None and low >= high:
             self.add_error("scale_max", gettext("The highest value must be above the lowest."))
+        # Only when changed: a library step's 90 seconds shown as 2 minutes stay 90 seconds.
+        if "planned_minutes" in self.changed_data:
+            minutes = cleaned.get("planned_minutes")
+            self.instance.suggested_seconds = minutes * 60 if minutes else None
         return cleaned
 
 

@@ -566,6 +566,44 @@ def test_a_facilitator_edits_an_activity_prompt(client, facilitator, session):
     assert activity.prompt == "Did you sleep well?"
 
 
+def test_a_facilitator_plans_the_minutes_of_their_own_steps(client, facilitator, session):
+    client.force_login(facilitator)
+    url = reverse("activity_add", args=[session.pk])
+    client.post(url, {"kind": "open_text", "prompt": "What helped?", "planned_minutes": "5"}, **HTMX)
+    response = client.post(
+        url, {"kind": "instruction", "prompt": "Pause", "body": "Breathe.", "planned_minutes": "0"}
+    )
+    assert "Ensure this value is greater than or equal to 1." in page(response)
+
+    (added,) = session.activities.all()
+    assert added.suggested_seconds == 300
+    assert "About 5 min in all" in page(client.get(reverse("session_edit", args=[session.pk])))
+
+    edit = reverse("activity_edit", args=[session.pk, added.pk])
+    assert 'name="planned_minutes" value="5"' in page(client.get(edit, **HTMX))
+    client.post(edit, {"prompt": "What helped?", "planned_minutes": "8"}, **HTMX)
+    added.refresh_from_db()
+    assert added.suggested_seconds == 480
+    client.post(edit, {"prompt": "What helped?", "planned_minutes": ""}, **HTMX)
+    added.refresh_from_db()
+    assert added.suggested_seconds is None
+
+
+def test_editing_a_library_step_keeps_its_planned_seconds_unless_the_minutes_change(
+    client, facilitator, session
+):
+    step = add_activity(session, Kind.SCALE, "How connected?", suggested_seconds=90)
+    client.force_login(facilitator)
+    edit = reverse("activity_edit", args=[session.pk, step.pk])
+    assert 'name="planned_minutes" value="2"' in page(client.get(edit, **HTMX))
+    fields = {"prompt": "How connected now?", "scale_min": "1", "scale_max": "10"}
+
+    client.post(edit, {**fields, "planned_minutes": "2"}, **HTMX)
+
+    step.refresh_from_db()
+    assert (step.prompt, step.suggested_seconds) == ("How connected now?", 90)
+
+
 def test_editing_a_step_keeps_the_card_drawn_meanwhile(live_session):
     """The edit read the activity; a card was drawn before it saved: the card stays drawn."""
     deck = "What made you smile this week?\nWho do you miss?\nWhat helps you rest?"

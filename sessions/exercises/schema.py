@@ -263,7 +263,8 @@ def _validated(
         return None
     for name in set(data) - set(form.fields) - LIBRARY_KEYS:
         problems.add(f"{where}.{_toml_name(name)}", f"not used by a {kind} step")
-    return form.cleaned_data
+    # A library step's planned time is its `minutes`, read with the other library-only keys.
+    return {name: value for name, value in form.cleaned_data.items() if name != "planned_minutes"}
 
 
 def translation_fields(
