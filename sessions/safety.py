@@ -7,18 +7,27 @@ Set ATTUNE_CRISIS_PHRASES_FILE to a file of your own (one phrase a line, # for c
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import cache
 from pathlib import Path
 
 from django.conf import settings
 
 
+def _plain(text: str) -> str:
+    """Lower case without accents, spacing or curly apostrophes, as the phrases are matched:
+    phones leave accents out as often as they put them in ("autolesion", "autolesión")."""
+    # Phones type curly apostrophes ("can\u2019t") where the list has straight ones.
+    text = text.replace("\u2019", "'").replace("\u2018", "'")
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+
+
 @cache
 def _pattern(path: str) -> re.Pattern[str] | None:
     lines = Path(path).read_text(encoding="utf-8").splitlines()
-    phrases = [
-        line.strip().casefold() for line in lines if line.strip() and not line.startswith("#")
-    ]
+    # Every language's phrases, whatever the session's: a phone may write in its own.
+    phrases = [_plain(line) for line in lines if line.strip() and not line.startswith("#")]
     if not phrases:
         return None
     # Whole words only: "die" must not match "diet".
@@ -27,6 +36,4 @@ def _pattern(path: str) -> re.Pattern[str] | None:
 
 def needs_care(text: str) -> bool:
     pattern = _pattern(settings.ATTUNE_CRISIS_PHRASES_FILE)
-    # Phones type curly apostrophes ("can\u2019t") where the list has straight ones.
-    text = text.replace("\u2019", "'").replace("\u2018", "'")
-    return bool(pattern and pattern.search(" ".join(text.casefold().split())))
+    return bool(pattern and pattern.search(_plain(text)))

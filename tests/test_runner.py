@@ -889,6 +889,13 @@ async def test_opening_a_breathing_step_starts_the_pacer_in_step_on_every_screen
         "I can't go on like this",
         "Honestly everyone would be better off without me.",
         "Self-harm is something I think about",
+        # A Spanish-speaking phone, in a session in any language, with or without accents.
+        "A veces pienso que no quiero seguir viviendo, quiero morirme",
+        "He pensado en el SUICIDIO",
+        "pienso en hacerme daño",
+        "Ya no aguanto más",
+        "ya no aguanto mas",
+        "Mi pareja me golpea",
     ],
 )
 def test_a_crisis_phrase_is_flagged(text):
@@ -909,6 +916,9 @@ def test_a_crisis_phrase_typed_with_a_phones_curly_apostrophe_is_flagged():
         "Glad to be here, it was a good week.",
         "My cat is suicidally brave around dogs",
         "",
+        "Me corto el pelo mañana",
+        "Se me pega la canción todo el día",
+        "Hoy vivo más tranquila",
     ],
 )
 def test_ordinary_words_are_not_flagged(text):
