@@ -15,6 +15,13 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
 PARTICIPANT_COOKIE = "attune_participant"
+
+
+def participant_cookie(code: str) -> str:
+    """The cookie that holds a phone's token for the session with this code (one a session)."""
+    return f"{PARTICIPANT_COOKIE}_{code}"
+
+
 CSRF_COOKIE = "csrftoken"
 CSRF_FIELD = re.compile(rb'name="csrfmiddlewaretoken"\s+value="([^"]+)"')
 PHONE_PAGE = b'ws-connect="/ws/join/'  # the live phone view, which opens the socket
@@ -153,12 +160,13 @@ async def _read_response(reader: asyncio.StreamReader) -> Response:
 
 
 async def join_over_http(server: ServerAddress, code: str) -> str:
-    """Consent to join the session with this code, as a new phone: the participant's token."""
+    """Consent to join the session with this code, as a new phone: the participant's cookie,
+    as a Cookie header sends it."""
     connection = HttpConnection(server)
     path = f"/join/{code}/"
     try:
         await give_consent(connection, path, await open_consent_page(connection, path))
-        return connection.cookies[PARTICIPANT_COOKIE]
+        return f"{participant_cookie(code)}={connection.cookies[participant_cookie(code)]}"
     finally:
         await connection.close()
 
@@ -194,5 +202,5 @@ async def give_consent(connection: HttpConnection, path: str, form_token: str) -
     )
     if consent.status != 200 or PHONE_PAGE not in consent.body:
         raise JoinFailed(f"POST {path}: HTTP {consent.status}, not the phone page")
-    if not consent.cookies().get(PARTICIPANT_COOKIE):
+    if not any(name.startswith(PARTICIPANT_COOKIE) for name in consent.cookies()):
         raise JoinFailed(f"POST {path}: no {PARTICIPANT_COOKIE} cookie")

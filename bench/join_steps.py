@@ -23,11 +23,11 @@ from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
 from .join import (
-    PARTICIPANT_COOKIE,
     HttpConnection,
     ServerAddress,
     give_consent,
     open_consent_page,
+    participant_cookie,
 )
 from .load import prepare_session
 from .phones import PHONE_STAGE
@@ -60,14 +60,13 @@ async def measure_steps(url: str, phones: int) -> dict[str, Any]:
     await asyncio.gather(*(connection.close() for connection in connections))
 
     sockets = []
+    cookie = participant_cookie(setup.join_code)
 
     async def socket(connection: HttpConnection) -> None:
         opened = await connect(
             f"{server.ws_url}/ws/join/{setup.join_code}/",
             origin=Origin(server.origin),
-            additional_headers={
-                "Cookie": f"{PARTICIPANT_COOKIE}={connection.cookies[PARTICIPANT_COOKIE]}"
-            },
+            additional_headers={"Cookie": f"{cookie}={connection.cookies[cookie]}"},
         )
         sockets.append(opened)
         while PHONE_STAGE not in str(await opened.recv()):

@@ -197,7 +197,7 @@ class Phone(Socket):
         server, code = self.spec.server, self.spec.join_code
         try:
             async with asyncio.timeout(timeout):
-                token = await join_over_http(server, code)
+                cookie = await join_over_http(server, code)
         except Exception as error:  # one phone's failure is a result, not the end of the run
             self.join.error = describe(error)
             return
@@ -207,7 +207,7 @@ class Phone(Socket):
             self.stage_shown.clear()
             try:
                 async with asyncio.timeout(max(0.0, deadline - now())):
-                    await self.open(url, server, f"attune_participant={token}", timeout)
+                    await self.open(url, server, cookie, timeout)
                     await self.stage_shown.wait()
                 if self.join.stage_at is not None:
                     return

@@ -47,13 +47,12 @@ GROUP = "bench"
 def join(request: HttpRequest, code: str) -> HttpResponse:
     """The consent form, then the form posted, answered with the page that opens the socket."""
     phone_page = f'<main hx-ext="ws" ws-connect="/ws/join/{code}/"></main>'
-    if request.COOKIES.get(settings.ATTUNE_PARTICIPANT_COOKIE):
+    cookie = f"{settings.ATTUNE_PARTICIPANT_COOKIE}_{code}"  # one a session, as Attune's
+    if request.COOKIES.get(cookie):
         return HttpResponse(phone_page)
     if request.method == "POST":  # CsrfViewMiddleware has checked the form's token
         response = HttpResponse(phone_page) if request.htmx else redirect(request.path)
-        response.set_cookie(
-            settings.ATTUNE_PARTICIPANT_COOKIE, secrets.token_urlsafe(32), httponly=True
-        )
+        response.set_cookie(cookie, secrets.token_urlsafe(32), httponly=True)
         return response
     return HttpResponse(
         '<form method="post"><input type="hidden" name="csrfmiddlewaretoken" '

@@ -41,6 +41,7 @@ from .models import (
     normalize_join_code,
     parse_client_id,
     parse_id,
+    participant_token,
 )
 
 logger = logging.getLogger(__name__)
@@ -238,7 +239,7 @@ class ParticipantConsumer(LiveConsumer):
         # Attune's own words in the phone's language; the prompts are in the session's.
         self.language = browser_language(self.scope)
         code = normalize_join_code(self.scope["url_route"]["kwargs"]["code"])
-        token = self.scope.get("cookies", {}).get(settings.ATTUNE_PARTICIPANT_COOKIE)
+        token = participant_token(self.scope.get("cookies", {}), code)
         # Both database steps are shared with the other phones connecting at the same moment
         # (sessions/batches.py): a room that scans the QR code together opens its sockets
         # together.

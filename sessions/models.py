@@ -84,6 +84,18 @@ def normalize_join_code(typed: str) -> str:
     return "".join(typed.split()).replace("-", "").upper()
 
 
+def participant_token(cookies: dict[str, str], code: str) -> str | None:
+    """The token a phone keeps for the session with this join code. Each session has a cookie
+    of its own, so a phone that joins another session keeps its place in this one, and with it
+    the right to withdraw its answers. (The one cookie of earlier versions is read too, so that
+    phones joined before an upgrade keep their place; it lives 12 hours.)"""
+    return cookies.get(participant_cookie(code)) or cookies.get(settings.ATTUNE_PARTICIPANT_COOKIE)
+
+
+def participant_cookie(code: str) -> str:
+    return f"{settings.ATTUNE_PARTICIPANT_COOKIE}_{code}"
+
+
 def hash_token(token: str) -> str:
     # Only the hash is stored, so a copy of the database cannot impersonate a phone.
     return hashlib.sha256(token.encode()).hexdigest()

@@ -52,6 +52,8 @@ from .models import (
     forget_sign_ins,
     normalize_join_code,
     parse_id,
+    participant_cookie,
+    participant_token,
     planned_seconds,
 )
 from .review import review
@@ -102,9 +104,7 @@ def participant_entry(request: HttpRequest, code: str) -> HttpResponse:
             participant, token = session.add_participant(member if keep_nickname else None)
         except ActionRefused as refusal_error:
             return _refused_join(request, code, str(refusal_error))
-        cookies = [
-            (settings.ATTUNE_PARTICIPANT_COOKIE, token, settings.ATTUNE_PARTICIPANT_COOKIE_AGE)
-        ]
+        cookies = [(participant_cookie(code), token, settings.ATTUNE_PARTICIPANT_COOKIE_AGE)]
         if keep_nickname and member is None:
             _member, member_token = Member.enrol(participant)
             cookies.append((member_cookie, member_token, settings.ATTUNE_MEMBER_COOKIE_AGE))
@@ -196,7 +196,7 @@ def _set_phone_cookie(response: HttpResponse, name: str, token: str, max_age: in
 
 
 def _participant_from_cookie(request: HttpRequest, code: str) -> Participant | None:
-    token = request.COOKIES.get(settings.ATTUNE_PARTICIPANT_COOKIE)
+    token = participant_token(request.COOKIES, code)
     # With what the phone page shows, in the same query.
     return Participant.objects.select_related("session__current_activity").for_phone(token, code)
 

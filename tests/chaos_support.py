@@ -408,7 +408,8 @@ class PhoneClient(LiveClient):
     client id after a reconnect or an error notice, until the server acknowledges it."""
 
     def __init__(self, name: str, urls: list[str], token: str, **backoff: float) -> None:
-        super().__init__(name, urls, f"attune_participant={token}", **backoff)
+        code = urls[0].rstrip("/").rsplit("/", 1)[-1]  # .../ws/join/<code>/
+        super().__init__(name, urls, f"attune_participant_{code}={token}", **backoff)
         self.pending: SentAnswer | None = None
         self.sent: list[SentAnswer] = []
         self.acknowledged: list[str] = []

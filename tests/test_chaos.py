@@ -21,7 +21,14 @@ from django.conf import settings
 from django.db import connections
 from django.test import override_settings
 
-from sessions.models import Activity, Answer, Connection, ServerProcess, Session
+from sessions.models import (
+    Activity,
+    Answer,
+    Connection,
+    ServerProcess,
+    Session,
+    participant_cookie,
+)
 from tests.chaos_support import (
     PRESENCE_TIMEOUT,
     Clients,
@@ -385,7 +392,7 @@ def test_browser_pages_show_reconnecting_and_recover_by_themselves_after_a_resta
             phone_context.add_cookies(
                 [
                     {
-                        "name": settings.ATTUNE_PARTICIPANT_COOKIE,
+                        "name": participant_cookie(live_session.join_code),
                         "value": token,
                         "url": server.http_url,
                     }

@@ -36,6 +36,7 @@ from sessions.models import (
     Participant,
     ServerProcess,
     Session,
+    participant_cookie,
 )
 from tests.conftest import add_activity
 
@@ -65,7 +66,7 @@ async def facilitator_cookie(user) -> tuple[bytes, bytes]:
 async def join(session: Session) -> tuple[WebsocketCommunicator, str]:
     """A phone that joined the session: its socket, and the first stage it was shown."""
     _participant, token = await database_sync_to_async(session.add_participant)()
-    cookie = (b"cookie", f"{settings.ATTUNE_PARTICIPANT_COOKIE}={token}".encode())
+    cookie = (b"cookie", f"{participant_cookie(session.join_code)}={token}".encode())
     phone = await open_socket(f"/ws/join/{session.join_code}/", cookie)
     return phone, await phone.receive_from()
 
@@ -312,7 +313,7 @@ async def test_a_session_deleted_while_its_phones_connected_costs_no_other_sessi
 
 
 async def test_a_phone_without_a_valid_token_is_told_and_disconnected(live_session):
-    cookie = (b"cookie", f"{settings.ATTUNE_PARTICIPANT_COOKIE}=made-up-token".encode())
+    cookie = (b"cookie", f"{participant_cookie(live_session.join_code)}=made-up-token".encode())
     phone = await open_socket(f"/ws/join/{live_session.join_code}/", cookie)
     notice = await phone.receive_from()
     assert "Join again with the session code" in notice
@@ -1180,7 +1181,7 @@ async def test_a_room_of_phones_connecting_at_once_all_get_their_stage(live_sess
     tokens = [(await database_sync_to_async(live_session.add_participant)())[1] for _ in range(150)]
 
     async def phone(token: str) -> str:
-        cookie = (b"cookie", f"{settings.ATTUNE_PARTICIPANT_COOKIE}={token}".encode())
+        cookie = (b"cookie", f"{participant_cookie(live_session.join_code)}={token}".encode())
         socket = await open_socket(f"/ws/join/{live_session.join_code}/", cookie)
         try:
             return await socket.receive_from(timeout=30)
@@ -1213,7 +1214,7 @@ async def test_pushes_and_new_phones_never_wait_behind_database_work(
 
     projector_html, phone_stage = await database_sync_to_async(render)()
     _participant, token = await database_sync_to_async(live_session.add_participant)()
-    cookie = (b"cookie", f"{settings.ATTUNE_PARTICIPANT_COOKIE}={token}".encode())
+    cookie = (b"cookie", f"{participant_cookie(live_session.join_code)}={token}".encode())
     newcomer = WebsocketCommunicator(
         application, f"/ws/join/{live_session.join_code}/", headers=[ORIGIN, cookie]
     )

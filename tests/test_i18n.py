@@ -25,6 +25,7 @@ from sessions.models import (
     Participant,
     Plan,
     Session,
+    participant_cookie,
 )
 from tests.conftest import ARTIFACTS
 from tests.test_consumers import control_view, open_socket, projector_view, receive_until, send
@@ -133,8 +134,8 @@ def phone(room) -> tuple[Participant, str]:
 
 def get(path: str, language: str, *, token: str = "", method: str = "get", **data) -> str:
     client = Client(HTTP_ACCEPT_LANGUAGE=language)
-    if token:
-        client.cookies[settings.ATTUNE_PARTICIPANT_COOKIE] = token
+    if token:  # a phone page's path ends with its session's code
+        client.cookies[participant_cookie(path.rstrip("/").rsplit("/", 1)[-1])] = token
     response = getattr(client, method)(path, data)
     assert response.status_code in {200, 400, 404, 429}, response.status_code
     html = response.content.decode()
@@ -491,7 +492,7 @@ def test_a_new_emotion_check_in_offers_the_feelings_in_the_sessions_language(roo
 
 async def join_speaking(session: Session, language: bytes):
     _participant, token = await database_sync_to_async(session.add_participant)()
-    cookie = (b"cookie", f"{settings.ATTUNE_PARTICIPANT_COOKIE}={token}".encode())
+    cookie = (b"cookie", f"{participant_cookie(session.join_code)}={token}".encode())
     socket = await open_socket(
         f"/ws/join/{session.join_code}/", cookie, (b"accept-language", language)
     )

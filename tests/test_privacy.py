@@ -99,7 +99,7 @@ def test_no_address_user_agent_or_token_is_stored_or_logged(
         cookie = next(
             cookie
             for cookie in phone.context.cookies()
-            if cookie["name"] == settings.ATTUNE_PARTICIPANT_COOKIE
+            if cookie["name"].startswith(settings.ATTUNE_PARTICIPANT_COOKIE)
         )
         # HttpOnly: the page's scripts, and anything injected into them, cannot read it.
         assert cookie["httpOnly"]

@@ -21,7 +21,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
-from sessions.models import Activity, Session
+from sessions.models import Activity, Session, participant_cookie
 from tests.chaos_support import Clients, LiveClient, Server, eventually, free_port
 from tests.conftest import ARTIFACTS, REAL_SERVICES, _database_url, add_activity
 
@@ -92,7 +92,7 @@ def join_through(server: Server, code: str) -> str:
     form = urlencode({"csrfmiddlewaretoken": csrf_token.group(1)}).encode()
     with browser.open(url, data=form, timeout=5) as phone_page:
         assert phone_page.status == 200
-    return next(c.value for c in cookies if c.name == settings.ATTUNE_PARTICIPANT_COOKIE)
+    return next(c.value for c in cookies if c.name == participant_cookie(code))
 
 
 def last_seen(client: LiveClient, pattern: re.Pattern[str]) -> str | None:

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 
 from facilitation.asgi import application
 from sessions import live
-from sessions.models import Activity, Answer, Session
+from sessions.models import Activity, Answer, Session, participant_cookie
 from tests.conftest import add_activity
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -586,7 +586,7 @@ class Run:
         return [*self.phones, *filter(None, [self.control, self.projector])]
 
     def phone_socket(self, phone: int) -> Socket:
-        cookie = f"{settings.ATTUNE_PARTICIPANT_COOKIE}={self.setup.tokens[phone]}"
+        cookie = f"{participant_cookie(self.setup.join_code)}={self.setup.tokens[phone]}"
         return Socket(
             f"phone {phone}", f"/ws/join/{self.setup.join_code}/", (b"cookie", cookie.encode())
         )

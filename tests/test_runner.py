@@ -15,7 +15,6 @@ from datetime import timedelta
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -29,6 +28,7 @@ from sessions.models import (
     Participant,
     ServerProcess,
     Session,
+    participant_cookie,
 )
 from sessions.safety import needs_care
 from sessions.templatetags.attune import clock
@@ -65,18 +65,18 @@ class Phone:
     stage: str  # the first stage the phone was shown
 
 
-def phone_cookie(token: str) -> tuple[bytes, bytes]:
-    return (b"cookie", f"{settings.ATTUNE_PARTICIPANT_COOKIE}={token}".encode())
+def phone_cookie(session: Session, token: str) -> tuple[bytes, bytes]:
+    return (b"cookie", f"{participant_cookie(session.join_code)}={token}".encode())
 
 
 async def phone_joins(session: Session) -> Phone:
     participant, token = await database_sync_to_async(session.add_participant)()
-    socket = await open_socket(f"/ws/join/{session.join_code}/", phone_cookie(token))
+    socket = await open_socket(f"/ws/join/{session.join_code}/", phone_cookie(session, token))
     return Phone(socket, participant, token, await socket.receive_from())
 
 
 async def phone_reconnects(session: Session, phone: Phone) -> Phone:
-    socket = await open_socket(f"/ws/join/{session.join_code}/", phone_cookie(phone.token))
+    socket = await open_socket(f"/ws/join/{session.join_code}/", phone_cookie(session, phone.token))
     return Phone(socket, phone.participant, phone.token, await socket.receive_from())
 
 

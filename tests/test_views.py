@@ -26,6 +26,7 @@ from sessions.models import (
     Member,
     Participant,
     Session,
+    participant_cookie,
 )
 from tests.conftest import add_activity
 
@@ -37,8 +38,10 @@ def page(response) -> str:
     return response.content.decode()
 
 
-def cookie_name() -> str:
-    return settings.ATTUNE_PARTICIPANT_COOKIE
+def participant_cookies(response) -> list[str]:
+    """The participant cookies a response sets, whatever their session."""
+    prefix = settings.ATTUNE_PARTICIPANT_COOKIE
+    return [name for name in response.cookies if name.startswith(prefix)]
 
 
 def agenda_prompts(session: Session) -> list[str]:
@@ -569,7 +572,9 @@ def test_a_facilitator_edits_an_activity_prompt(client, facilitator, session):
 def test_a_facilitator_plans_the_minutes_of_their_own_steps(client, facilitator, session):
     client.force_login(facilitator)
     url = reverse("activity_add", args=[session.pk])
-    client.post(url, {"kind": "open_text", "prompt": "What helped?", "planned_minutes": "5"}, **HTMX)
+    client.post(
+        url, {"kind": "open_text", "prompt": "What helped?", "planned_minutes": "5"}, **HTMX
+    )
     response = client.post(
         url, {"kind": "instruction", "prompt": "Pause", "body": "Breathe.", "planned_minutes": "0"}
     )
@@ -954,7 +959,7 @@ def test_a_code_typed_in_lower_case_with_spaces_and_dashes_finds_the_session(cli
 
     assert response.status_code == 302
     assert response.url == f"/join/{live_session.join_code}/"
-    assert cookie_name() not in response.cookies
+    assert not participant_cookies(response)
 
 
 def test_an_unknown_code_is_refused_with_a_clear_message(client, live_session):
@@ -964,7 +969,7 @@ def test_an_unknown_code_is_refused_with_a_clear_message(client, live_session):
 
     assert response.status_code == 400
     assert "No session has that code. Check the code on the screen and try again." in page(response)
-    assert cookie_name() not in response.cookies
+    assert not participant_cookies(response)
     assert not Participant.objects.exists()
 
 
@@ -975,7 +980,7 @@ def test_an_ended_sessions_code_is_refused_with_a_clear_message(client, live_ses
 
     assert response.status_code == 400
     assert "This session has ended. Thank you for taking part." in page(response)
-    assert cookie_name() not in response.cookies
+    assert not participant_cookies(response)
 
 
 def test_a_draft_session_cannot_be_joined(client, session):
@@ -992,7 +997,7 @@ def test_a_draft_session_cannot_be_joined(client, session):
     assert "No session has that code." in page(opened)
     assert consented.status_code == 404
     for response in (typed, opened, consented):
-        assert cookie_name() not in response.cookies
+        assert not participant_cookies(response)
     assert not Participant.objects.exists()
 
 
@@ -1011,7 +1016,7 @@ def test_a_session_closed_to_joining_refuses_new_phones_with_a_clear_message(cli
     assert consented.status_code == 404
     assert message in page(consented)
     for response in (typed, opened, consented):
-        assert cookie_name() not in response.cookies
+        assert not participant_cookies(response)
     assert not Participant.objects.exists()
 
 
@@ -1037,7 +1042,7 @@ def test_the_join_link_shows_the_consent_screen_first(client, live_session):
     assert re.search(r"\bpass\b", html)
     assert "I understand, join" in html
     assert not Participant.objects.exists()
-    assert cookie_name() not in response.cookies
+    assert not participant_cookies(response)
 
 
 def csrf_tokens_in(html: str) -> set[str]:
@@ -1145,7 +1150,7 @@ def test_consenting_sets_a_private_cookie_and_shows_the_phone_with_a_pseudonym(
 
     assert response.status_code == 302
     assert response.url == url
-    cookie = response.cookies[cookie_name()]
+    cookie = response.cookies[participant_cookie(live_session.join_code)]
     assert cookie.value
     assert cookie["httponly"] is True
     assert cookie["samesite"] == "Lax"
@@ -1170,7 +1175,7 @@ def test_consent_posted_by_htmx_is_answered_with_the_phone_page_itself(
 
     assert response.status_code == 200
     participant = Participant.objects.get()
-    assert response.cookies[cookie_name()]["httponly"] is True
+    assert response.cookies[participant_cookie(live_session.join_code)]["httponly"] is True
     html = page(response)
     assert f"You are <strong>{participant.pseudonym}</strong>" in html
     assert f'ws-connect="/ws/join/{live_session.join_code}/"' in html
@@ -1237,12 +1242,12 @@ def test_coming_back_with_the_cookie_keeps_the_same_pseudonym(client, live_sessi
         assert response.status_code == 200
         assert f"You are <strong>{participant.pseudonym}</strong>" in page(response)
     assert Participant.objects.count() == 1
-    assert cookie_name() not in consent_again.cookies
+    assert not participant_cookies(consent_again)
 
 
 def test_the_raw_cookie_token_is_not_stored(client, live_session):
     response = client.post(reverse("participant_entry", args=[live_session.join_code]))
-    token = response.cookies[cookie_name()].value
+    token = response.cookies[participant_cookie(live_session.join_code)].value
 
     rows = list(Participant.objects.values())
 
@@ -1263,6 +1268,35 @@ def test_a_cookie_from_one_session_does_not_open_another(client, facilitator, li
     assert "Thursday circle" in page(response)
     assert pseudonym not in page(response)
     assert not other.participants.exists()
+
+
+def test_joining_another_session_keeps_the_place_and_the_withdrawal_in_the_first(
+    client, facilitator, live_session
+):
+    first_url = reverse("participant_entry", args=[live_session.join_code])
+    client.post(first_url)
+    first = Participant.objects.get()
+    live_session.end()  # the hours after it, while answers can still be withdrawn
+    other = start_another_session(facilitator)
+
+    client.post(reverse("participant_entry", args=[other.join_code]))
+
+    assert other.participants.count() == 1
+    back = page(client.get(first_url))
+    assert f"You are <strong>{first.pseudonym}</strong>" in back
+    assert 'value="withdraw"' in back
+
+
+def test_a_phone_joined_before_cookies_were_per_session_keeps_its_place(client, live_session):
+    client.post(reverse("participant_entry", args=[live_session.join_code]))
+    participant = Participant.objects.get()
+    name = participant_cookie(live_session.join_code)
+    token = client.cookies.pop(name).value
+    client.cookies[settings.ATTUNE_PARTICIPANT_COOKIE] = token  # as earlier versions set it
+
+    response = client.get(reverse("participant_entry", args=[live_session.join_code]))
+
+    assert f"You are <strong>{participant.pseudonym}</strong>" in page(response)
 
 
 def test_typing_the_code_of_another_session_with_a_cookie_leads_to_its_consent(
