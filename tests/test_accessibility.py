@@ -658,3 +658,34 @@ def test_screen_readers_hear_each_new_activity_and_results_and_nothing_jumps(
         assert box_of(prompt) == where
     expect(control.locator("#announcer")).to_have_text("The results are showing.")
     expect(projector.locator("#announcer")).to_have_text("The results are showing.")
+
+
+def _colours(css: str, selector: str) -> dict[str, str]:
+    """The colour variables a rule of attune.css sets (a border's colour for --focus)."""
+    block = css.split(selector, 1)[1].split("}", 1)[0]
+    found = re.findall(r"--([\w-]+):\s*[^;]*?(#[0-9a-fA-F]{6})\b[^;]*;", block)
+    return dict(found)
+
+
+def _contrast(first: str, second: str) -> float:
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted([luminance(first), luminance(second)], reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_edges_of_fields_and_buttons_and_the_focus_ring_stand_out(theme):
+    """WCAG 1.4.11: what shows where a control is, and which one has the keyboard, at 3:1 at
+    least against every background it sits on (axe-core checks text, not these)."""
+    css = (ROOT / "static" / "attune" / "attune.css").read_text()
+    colours = _colours(css, ":root {")
+    if theme == "dark":
+        colours |= _colours(css, ":root[data-theme=dark] {")
+    for edge in ("field-line", "focus"):
+        for background in ("paper", "card", "field", "soft-paper"):
+            ratio = _contrast(colours[edge], colours[background])
+            assert ratio >= 3, f"--{edge} on --{background}, {theme}: {ratio:.2f}:1"

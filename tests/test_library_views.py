@@ -787,6 +787,16 @@ def test_the_group_never_sees_a_support_line_whose_gap_is_not_filled_in(
         ("(555) 123-4567", '<a href="tel:5551234567">(555) 123-4567</a>'),
         ("call (116 123)", 'call (<a href="tel:116123">116 123</a>)'),
         ("Open 9-17, ages 18-25", "Open 9-17, ages 18-25"),
+        # A number to text, not to call: the tap opens a message, with the word to send.
+        ("Text SHOUT to 85258", 'Text SHOUT to <a href="sms:85258?&amp;body=SHOUT">85258</a>'),
+        ("or text to 741741", 'or text to <a href="sms:741741">741741</a>'),
+        ("Envía AYUDA al 717", 'Envía AYUDA al <a href="sms:717?&amp;body=AYUDA">717</a>'),
+        (
+            "Call 116 123 or text 07700 900456",
+            'Call <a href="tel:116123">116 123</a> or text'
+            ' <a href="sms:07700900456">07700 900456</a>',
+        ),
+        ("Call or text 0800 123 456", 'Call or text <a href="tel:0800123456">0800 123 456</a>'),
         ("1" * 40, "1" * 40),
         # An address in an address is still a web address; a script is only text.
         (

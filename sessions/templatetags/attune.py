@@ -1,5 +1,6 @@
 import re
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from django import template
 from django.utils import formats
@@ -83,6 +84,16 @@ CONTACT = re.compile(
 )
 
 
+# Just before a number: it takes a text message, not a call ("text SHOUT to 85258", "text
+# 07700 900456", "SMS al 717", "envía AYUDA al 717"), with the word to send when there is one.
+# "Call or text" stays a call, which works for both.
+TEXT_TO = re.compile(
+    r"(?i)(?<!call or )(?<!llama o )"
+    r"(?:\b(?:text|sms)(?:\s+(?:(?P<word>[^\W\d_][^\W_]*)\s+)?(?:to|al))?"
+    r"|\benv[ií]a(?:\s+(?P<palabra>[^\W\d_][^\W_]*))?\s+al)\s*$"
+)
+
+
 def _dialled(number: str) -> str | None:
     """The number to dial for `number` as written, or None when it is no phone number: fewer
     than three digits ("Step 2") or more than fifteen, a year ("2027"), or a range of small
@@ -110,7 +121,12 @@ def contact_links(text: str) -> str:
         elif match["mail"]:
             link = format_html('<a href="mailto:{}">{}</a>', written, written)
         elif dialled := _dialled(written):
-            link = format_html('<a href="tel:{}">{}</a>', dialled, written)
+            if texted := TEXT_TO.search(text[last:start]):
+                word = texted["word"] or texted["palabra"]
+                body = f"?&body={quote(word)}" if word else ""
+                link = format_html('<a href="sms:{}{}">{}</a>', dialled, body, written)
+            else:
+                link = format_html('<a href="tel:{}">{}</a>', dialled, written)
         else:
             continue
         parts += [text[last:start], link]
