@@ -400,7 +400,14 @@ SMALL_TARGETS = """() => {
 def phone_session(transactional_db, facilitator) -> Session:
     session = Session.objects.create(facilitator=facilitator, title="Evening circle")
     session.start()
-    add_activity(session, Activity.Kind.SCALE, "How connected do you feel?", scale_max=10)
+    add_activity(
+        session,
+        Activity.Kind.SCALE,
+        "How connected do you feel?",
+        scale_max=10,
+        scale_min_label="Not connected at all",
+        scale_max_label="Very connected",
+    )
     return session
 
 
@@ -462,7 +469,18 @@ def test_every_phone_view_passes_axe_and_fits(phone_session, browser, live_serve
     assert not problems, report(problems)
 
 
-def test_a_phone_with_200_percent_text_still_fits_320_px(phone_session, browser, live_server_url):
+# How many lines each option's words take.
+OPTION_LINES = """() => Array.from(document.querySelectorAll('.choice span')).map((span) => {
+  const range = document.createRange();
+  range.selectNodeContents(span);
+  return new Set(Array.from(range.getClientRects()).map((rect) => Math.round(rect.top))).size;
+})"""
+
+
+@pytest.mark.parametrize("percent", [150, 200])
+def test_a_phone_with_large_text_still_fits_320_px(
+    phone_session, browser, live_server_url, percent
+):
     context = browser.new_context(viewport=PHONES["small-phone"], is_mobile=True, bypass_csp=True)
     page = context.new_page()
     page.goto(f"{live_server_url}/join/{phone_session.join_code}/")
@@ -471,10 +489,13 @@ def test_a_phone_with_200_percent_text_still_fits_320_px(phone_session, browser,
     for kind in (Activity.Kind.SCALE, Activity.Kind.SINGLE_CHOICE, Activity.Kind.OPEN_TEXT):
         open_in_thread(phone_session, kind)
         page.reload()
-        # As a phone's "large text" setting does: every rem and em doubles.
-        page.add_style_tag(content="html { font-size: 200% !important; }")
-        assert page.evaluate(NO_SIDEWAYS_SCROLL, 320), f"sideways scroll with 200% text ({kind})"
-        page.screenshot(path=ARTIFACTS / f"phone-200-percent-{kind}.png", full_page=True)
+        # As a phone's "large text" setting does: every rem and em grows.
+        page.add_style_tag(content=f"html {{ font-size: {percent}% !important; }}")
+        assert page.evaluate(NO_SIDEWAYS_SCROLL, 320), f"sideways scroll, {percent}% ({kind})"
+        page.screenshot(path=ARTIFACTS / f"phone-{percent}-percent-{kind}.png", full_page=True)
+        if kind == Activity.Kind.SINGLE_CHOICE:
+            # "Yes", "No", "Not sure": a word is never cut in two for want of room.
+            assert page.evaluate(OPTION_LINES) == [1, 1, 1]
 
 
 SCALE_ROWS = """() => {
