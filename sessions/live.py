@@ -181,15 +181,20 @@ def phone_context(
             if activity and not just_joined
             else None
         )
+    group = (
+        activity.group_of(participant)
+        if activity and activity.kind == Activity.Kind.PAIR_ROUND and not just_joined
+        else None
+    )
     return {
         "participant": participant,
         "session": session,
         "activity": activity,
         "answer": answer,
-        "group": (
-            activity.group_of(participant)
-            if activity and activity.kind == Activity.Kind.PAIR_ROUND and not just_joined
-            else None
+        "group": group,
+        # Someone in the phone's group whose phone is not connected now.
+        "partner_gone": any(
+            member.pk != participant.pk and not member.is_present for member, _ in group or []
         ),
         **_step_context(session),
     }

@@ -1319,7 +1319,7 @@ class Participant(models.Model):
         """Not removed since this object was loaded (with its session, say)."""
         return Participant.objects.filter(pk=self.pk).exists()
 
-    @property
+    @functools.cached_property
     def is_present(self) -> bool:
         return Participant.objects.present().filter(pk=self.pk).exists()
 

@@ -580,11 +580,14 @@ async def test_a_partner_whose_phone_drops_shows_as_gone_and_back_on_its_partner
 
     gone = await receive_until(partner.socket, "(not connected)")
     assert phones[0].participant.pseudonym in gone
+    assert "raise your hand and the facilitator can pair you again" in gone
     for phone in others:  # the other pair's phones are left alone
         assert await phone.socket.receive_nothing(timeout=0.2)
     back = await phone_reconnects(live_session, phones[0])
     again = await receive_until(partner.socket, phones[0].participant.pseudonym)
     assert "(not connected)" not in again
+    assert "raise your hand" not in again
+    assert "say your nickname out loud" in again
     for phone in others:
         assert await phone.socket.receive_nothing(timeout=0.2)
     await disconnect(*phones[1:], back, control)
