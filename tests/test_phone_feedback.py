@@ -182,6 +182,11 @@ def test_answers_closed_shows_next_to_the_buttons(
     expect(state).to_be_in_viewport(ratio=1)
     phone.screenshot(path=ARTIFACTS / "phone-feedback-locked-320.png")
 
+    # Opened again: the choice picked and not sent is back, still to send.
+    control.get_by_role("button", name="Unlock answers").click()
+    expect(phone.get_by_label(OPTIONS[1])).to_be_checked()
+    expect(phone.get_by_role("button", name="Send answer")).to_be_enabled()
+
 
 # A new question --------------------------------------------------------------------------------
 

@@ -628,7 +628,9 @@
   var draftBefore = null;
   document.addEventListener("htmx:wsBeforeMessage", function () {
     var shown = answerForm(document.getElementById("phone-stage"));
-    if (shown && changed[shown.activity]) keepDraft(shown);
+    // A locked form shows what was sent, not the draft: reading it would forget the draft.
+    var locked = shown && shown.form.querySelector("fieldset[disabled]");
+    if (shown && changed[shown.activity] && !locked) keepDraft(shown);
     draftBefore = shown && drafts[shown.activity] ? shown : null;
   });
   document.addEventListener("htmx:wsAfterMessage", function (event) {
