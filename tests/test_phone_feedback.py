@@ -142,6 +142,26 @@ def test_a_refused_send_says_why_on_screen_and_leaves_the_buttons_free(
     expect(notice).to_be_hidden()
 
 
+def test_an_answer_on_a_stalled_connection_says_it_is_still_sending(
+    evening, browser, live_server_url
+):
+    phone = small_phone(browser)
+    join(phone, live_server_url, evening)
+    # Offline, Chromium keeps the socket open and nothing goes through it: a stalled signal.
+    phone.context.set_offline(True)
+    phone.get_by_label(OPTIONS[2]).check()
+    phone.get_by_role("button", name="Send answer").tap()
+
+    expect(phone.get_by_role("alert")).to_have_text(
+        "Still sending: the connection is slow. Keep this page open and your answer goes "
+        "through as soon as it can.",
+        timeout=10_000,
+    )
+    phone.context.set_offline(False)
+    expect(phone.locator("#phone-stage .state")).to_contain_text("Answer received", timeout=30_000)
+    expect(phone.get_by_role("alert")).to_be_hidden()
+
+
 def test_reconnecting_shows_at_the_bottom_of_the_screen(evening, browser, live_server_url):
     phone = small_phone(browser)
     join(phone, live_server_url, evening)

@@ -453,10 +453,15 @@
     var action = event.detail.parameters.action;
     if (action === "answer" || action === "pass") event.detail.parameters.client_id = newClientId();
   });
+  // A connection that stalls without closing (a weak signal) shows nothing of itself: an answer
+  // still not acknowledged after a few seconds says so, rather than seem to be ignored.
+  var STILL_SENDING_AFTER_MS = 6000;
   document.addEventListener("htmx:wsAfterSend", function (event) {
     var body;
     try { body = JSON.parse(event.detail.message); } catch (error) { return; }
-    if (body && body.client_id) pending = { id: body.client_id, message: event.detail.message };
+    if (!body || !body.client_id) return;
+    var sent = pending = { id: body.client_id, message: event.detail.message };
+    setTimeout(function () { if (pending === sent && !closedSocket) tell("stillSending"); }, STILL_SENDING_AFTER_MS);
   });
   // What a frame from the server says of a message the phone sent: stored (its id acknowledged),
   // or refused with a reason the person now sees.
