@@ -355,7 +355,9 @@ def _withdraw(participant: Participant) -> str:
         if withdrawn
         else gettext("You had no answers in this session, so there was nothing to delete.")
     )
-    return live.render_notice(message, level="info") + live.render_phone_stage(participant)
+    return live.render_notice(message, level="info") + live.render_phone_stage(
+        participant, withdrawn=True
+    )
 
 
 def _render_phone(participant_id: int) -> str | None:

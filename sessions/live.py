@@ -201,11 +201,19 @@ def phone_context(
 
 
 def render_phone_stage(
-    participant: Participant, stored: Answer | None = None, session: Session | None = None
+    participant: Participant,
+    stored: Answer | None = None,
+    session: Session | None = None,
+    *,
+    withdrawn: bool = False,
 ) -> str:
+    """`withdrawn`: the phone's answers were just deleted, so its fields show them no more
+    (they are otherwise kept as typed, across pushes: hx-preserve)."""
+
     def render() -> str:
+        context = phone_context(participant, stored, session)
         return render_to_string(
-            "sessions/partials/phone_stage.html", phone_context(participant, stored, session)
+            "sessions/partials/phone_stage.html", {**context, "withdrawn": withdrawn}
         )
 
     shared = _answered_stages.get()

@@ -148,3 +148,31 @@ def test_an_option_tapped_before_the_socket_connects_is_kept(
     expect(phone.get_by_label("4")).to_be_checked()
     phone.get_by_role("button", name="Send answer").click()
     expect(phone.get_by_text("Answer received")).to_be_visible()
+
+
+@pytest.fixture
+def open_question(transactional_db, facilitator) -> Session:
+    session = Session.objects.create(facilitator=facilitator, title="Week 5")
+    session.start()
+    session.open_activity(add_activity(session, Activity.Kind.OPEN_TEXT, "What helped?"))
+    return session
+
+
+def test_withdrawn_words_leave_the_phones_field_too(open_question, browser, live_server_url):
+    """A typed answer is kept across pushes as it is being written; once deleted, it goes."""
+    phone = browser.new_context(**PHONE).new_page()
+    phone.goto(f"{live_server_url}/join/{open_question.join_code}/")
+    frames = socket_frames(phone)
+    phone.get_by_role("button", name="I understand, join").click()
+    wait_for_a_frame(phone, frames)
+    answer = phone.get_by_label(re.compile("^Your answer"))
+    answer.fill("Talking to my sister")
+    phone.get_by_role("button", name="Send answer").click()
+    expect(phone.get_by_text("Answer received")).to_be_visible()
+
+    phone.get_by_text("Withdraw my answers").click()
+    phone.once("dialog", lambda dialog: dialog.accept())
+    phone.get_by_role("button", name="Delete all my answers").click()
+
+    expect(phone.get_by_role("alert")).to_contain_text("1 answer deleted")
+    expect(answer).to_have_value("")
