@@ -597,10 +597,12 @@ def test_while_hidden_the_flagged_answer_is_not_counted_and_only_the_facilitator
     assert "Results appear once 5 people have answered (4 so far)." in control
     assert "(5 so far)" not in control
     assert CARE_NOTE in control
+    # Its "Answered" counts all five, and says why the projector shows one fewer.
+    assert "1 of them for you only, so the projector counts one fewer" in control
     # The room sees the same count, and nothing of the flagged answer.
     assert "4 answers" in projector
     assert "Results appear once 5 people have answered." in projector
-    for words in ("may need care", "not counted", "flagged", "+1", "want to die"):
+    for words in ("may need care", "not counted", "flagged", "+1", "want to die", "for you"):
         assert words not in projector
 
 
