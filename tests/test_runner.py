@@ -896,8 +896,10 @@ async def test_opening_a_breathing_step_starts_the_pacer_in_step_on_every_screen
         "A veces pienso que no quiero seguir viviendo, quiero morirme",
         "He pensado en el SUICIDIO",
         "pienso en hacerme daño",
-        "Ya no aguanto más",
-        "ya no aguanto mas",
+        "Me quiero matar",
+        "me quiero suicidar",
+        "tengo pensamientos suicidas",
+        "a veces me autolesiono",
         "Mi pareja me golpea",
     ],
 )
@@ -919,8 +921,12 @@ def test_a_crisis_phrase_typed_with_a_phones_curly_apostrophe_is_flagged():
         "Glad to be here, it was a good week.",
         "My cat is suicidally brave around dogs",
         "",
+        # Near misses in Spanish: everyday sayings close to a listed phrase.
         "Me corto el pelo mañana",
-        "Se me pega la canción todo el día",
+        "No aguanto más el calor",
+        "Ya no puedo más de sueño, jaja",
+        "Me mata de risa",
+        "La vida me golpea a veces",
         "Hoy vivo más tranquila",
     ],
 )
