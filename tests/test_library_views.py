@@ -797,6 +797,14 @@ def test_the_group_never_sees_a_support_line_whose_gap_is_not_filled_in(
             ' <a href="sms:07700900456">07700 900456</a>',
         ),
         ("Call or text 0800 123 456", 'Call or text <a href="tel:0800123456">0800 123 456</a>'),
+        ("Phone/text 988", 'Phone/text <a href="tel:988">988</a>'),
+        ("Llama o envía un SMS al 024", 'Llama o envía un SMS al <a href="tel:024">024</a>'),
+        ("Send a text message to 85258", 'Send a text message to <a href="sms:85258">85258</a>'),
+        (
+            "Text “SHOUT” to 85258",
+            'Text “SHOUT” to <a href="sms:85258?&amp;body=SHOUT">85258</a>',
+        ),
+        ("SMS al 717", 'SMS al <a href="sms:717">717</a>'),
         ("1" * 40, "1" * 40),
         # An address in an address is still a web address; a script is only text.
         (

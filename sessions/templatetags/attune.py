@@ -85,13 +85,16 @@ CONTACT = re.compile(
 
 
 # Just before a number: it takes a text message, not a call ("text SHOUT to 85258", "text
-# 07700 900456", "SMS al 717", "envía AYUDA al 717"), with the word to send when there is one.
-# "Call or text" stays a call, which works for both.
+# 07700 900456", "SMS al 717", "envía AYUDA al 717"), with the word to send when there is one:
+# in capitals, as such words are written, perhaps in quotes.
 TEXT_TO = re.compile(
-    r"(?i)(?<!call or )(?<!llama o )"
-    r"(?:\b(?:text|sms)(?:\s+(?:(?P<word>[^\W\d_][^\W_]*)\s+)?(?:to|al))?"
-    r"|\benv[ií]a(?:\s+(?P<palabra>[^\W\d_][^\W_]*))?\s+al)\s*$"
+    r"\b(?:[Tt]ext|TEXT|SMS|sms|[Ee]nv[ií]a|ENV[IÍ]A)(?:\s+(?:message|mensaje))?"
+    r"(?:\s+[\"“'‘]?(?P<word>[A-Z0-9ÁÉÍÓÚÑ]{2,})[\"”'’]?)?"
+    r"(?:\s+(?:to|TO|al|AL))?\s*$"
 )
+# Anywhere before it, since the last link: a call works too ("call or text 988", "Phone/text
+# 988", "Llama o envía un SMS al 024"), and a call is what a tap then makes.
+CALL = re.compile(r"(?i)\b(?:call|phone|ring|llama|llámanos|llamar)\b")
 
 
 def _dialled(number: str) -> str | None:
@@ -121,8 +124,9 @@ def contact_links(text: str) -> str:
         elif match["mail"]:
             link = format_html('<a href="mailto:{}">{}</a>', written, written)
         elif dialled := _dialled(written):
-            if texted := TEXT_TO.search(text[last:start]):
-                word = texted["word"] or texted["palabra"]
+            before = text[last:start]
+            if (texted := TEXT_TO.search(before)) and not CALL.search(before):
+                word = texted["word"]
                 body = f"?&body={quote(word)}" if word else ""
                 link = format_html('<a href="sms:{}{}">{}</a>', dialled, body, written)
             else:
