@@ -959,7 +959,8 @@ class Activity(models.Model):
         "source",
         "recap",
     )
-    # Step fields that come only from the library, never from the facilitator's form.
+    # Step fields the facilitator's form does not show as they are: the planned time it shows in
+    # minutes (ActivityForm.planned_minutes), the others come only from the library.
     LIBRARY_ONLY_FIELDS = ("suggested_seconds", "measure", "source", "recap")
 
     def as_step(self) -> dict[str, Any]:

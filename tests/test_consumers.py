@@ -789,7 +789,7 @@ async def test_the_lobby_after_closing_an_activity_shows_the_one_after_it_next(
     session = await database_sync_to_async(Session.objects.get)(pk=live_session.pk)
     assert session.current_activity_id == second.pk
     await send(control, action="close")
-    assert "Every activity on the agenda has been run" in await receive_until(control, "Lobby")
+    assert "Nothing comes after “Q2” on the agenda" in await receive_until(control, "Lobby")
     await control.disconnect()
 
 

@@ -169,6 +169,7 @@ def test_withdrawn_words_leave_the_phones_field_too(open_question, browser, live
     answer.fill("Talking to my sister")
     phone.get_by_role("button", name="Send answer").click()
     expect(phone.get_by_text("Answer received")).to_be_visible()
+    answer.fill("Talking to my sister, and a walk")  # changed, not sent: kept as a draft
 
     phone.get_by_text("Withdraw my answers").click()
     phone.once("dialog", lambda dialog: dialog.accept())

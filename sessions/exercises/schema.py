@@ -28,7 +28,8 @@ SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # TOML names that differ from the activity's field names.
 RENAMED = {"text": "body", "private": "private_results"}
 _TOML_NAME = {field: key for key, field in RENAMED.items()}
-# What only a library step holds, not the facilitator's form; the time is given in minutes.
+# What only a library step holds, not the facilitator's form (whose planned time is its own
+# field, planned_minutes); the time is given in minutes.
 LIBRARY_KEYS = {"minutes", "measure", "recap"}
 # What a step in a file may hold: the activity's step fields, in the file's words (the source
 # is set by the loader).

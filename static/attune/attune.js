@@ -605,6 +605,13 @@
     changed[activity] = false;
     sending[parameters.client_id] = activity;
   });
+  // Deleting one's answers deletes what this phone keeps of them too (asked first: see above).
+  document.addEventListener("htmx:wsConfigSend", function (event) {
+    if (event.detail.parameters.action === "withdraw" && !event.defaultPrevented) {
+      drafts = {};
+      changed = {};
+    }
+  });
   // Words of the phone page's (data-draft-kept, say) in its notice, until the server's next frame.
   function tell(words) {
     var notice = document.getElementById("notice"), root = document.querySelector(".live-root");
