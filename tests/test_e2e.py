@@ -666,6 +666,8 @@ def test_moving_a_step_keeps_the_page_still_and_the_focus_on_the_step_moved(
     expect(page.locator("#agenda-editor .agenda-list li").nth(12)).to_contain_text("Step 12")
     expect(page.get_by_role("button", name="Move down: Step 12", exact=True)).to_be_focused()
     assert abs(page.evaluate("() => window.scrollY") - before) < 40
+    # Pressed again once htmx has taken the new editor in (the swap settles after 20 ms).
+    expect(page.locator(".htmx-settling")).to_have_count(0)
     page.keyboard.press("Enter")
     expect(page.locator("#agenda-editor .agenda-list li").nth(13)).to_contain_text("Step 12")
     assert abs(page.evaluate("() => window.scrollY") - before) < 80
