@@ -411,6 +411,7 @@ class SessionState:
     answers_locked: bool
     results_visible: bool
     joins_locked: bool
+    last_activity_id: int | None
 
 
 def control_outcome(state: SessionState, message: Any, agenda: list[int]) -> SessionState | None:
@@ -423,7 +424,11 @@ def control_outcome(state: SessionState, message: Any, agenda: list[int]) -> Ses
         # Every activity of AGENDA is a question whose results show (none private, none a
         # recap), which Session.open_activity shows at once.
         return replace(
-            state, current_activity_id=activity_id, answers_locked=False, results_visible=True
+            state,
+            current_activity_id=activity_id,
+            last_activity_id=activity_id,
+            answers_locked=False,
+            results_visible=True,
         )
 
     if action == "open":
@@ -435,8 +440,12 @@ def control_outcome(state: SessionState, message: Any, agenda: list[int]) -> Ses
             seen = int(message["from"]) if str(message["from"]).isdigit() else 0
             if seen != (state.current_activity_id or 0):
                 return None
-        if state.current_activity_id is None:
+        if state.current_activity_id is None and state.last_activity_id is None:
             index = 0 if action == "next" else len(agenda) - 1
+        elif state.current_activity_id is None:
+            # From the lobby after a close, Next goes on after the closed step and Previous
+            # opens it again.
+            index = agenda.index(state.last_activity_id) + (1 if action == "next" else 0)
         else:
             index = agenda.index(state.current_activity_id) + (1 if action == "next" else -1)
         return opened(agenda[index]) if 0 <= index < len(agenda) else None
@@ -498,7 +507,12 @@ def stored(session_id: int) -> tuple[SessionState, Answers]:
     each call opens a connection)."""
     state = SessionState(
         **Session.objects.values(
-            "status", "current_activity_id", "answers_locked", "results_visible", "joins_locked"
+            "status",
+            "current_activity_id",
+            "answers_locked",
+            "results_visible",
+            "joins_locked",
+            "last_activity_id",
         ).get(pk=session_id)
     )
     rows = list(
