@@ -20,7 +20,6 @@ import logging
 import math
 import time
 import weakref
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -82,6 +81,8 @@ def live_context(session: Session) -> dict:
     result = current_result(session)
     joined, present = session.joined_and_present_counts()
     _note_peak(session, present)
+    is_pair_round = activity and activity.kind == Activity.Kind.PAIR_ROUND
+    group_sizes, groups_apart = activity.groups_at_a_glance() if is_pair_round else ([], 0)
     return {
         "session": session,
         "activity": activity,
@@ -91,11 +92,8 @@ def live_context(session: Session) -> dict:
         **_step_context(session),
         # For the control view only: the partial for the projector never shows these.
         **_agenda_place(session, activity),
-        "group_sizes": (
-            sorted(Counter(activity.pairs.values_list("group", flat=True)).values())
-            if activity and activity.kind == Activity.Kind.PAIR_ROUND
-            else []
-        ),
+        "group_sizes": group_sizes,
+        "groups_apart": groups_apart,
         # Offered only beside answers that may signal distress: looked up only then.
         "support_step": session.support_step() if result and result.flagged else None,
         "profile": profile(activity.profile_scales(), session.anonymity_threshold)

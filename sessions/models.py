@@ -1092,6 +1092,14 @@ class Activity(models.Model):
         self.largest_group = max(map(len, best))
         self.save(update_fields=["current_round", "largest_group"])
 
+    def groups_at_a_glance(self) -> tuple[list[int], int]:
+        """For the control view: the sizes of the pair round's groups, smallest first, and how
+        many groups have someone whose phone is not connected now."""
+        here = Participant.objects.present().filter(pk=models.OuterRef("participant_id"))
+        rows = list(self.pairs.annotate(here=models.Exists(here)).values_list("group", "here"))
+        sizes = Counter(group for group, _ in rows)
+        return sorted(sizes.values()), len({group for group, is_here in rows if not is_here})
+
     def next_round(self) -> None:
         if not self.current_round:
             raise ActionRefused(gettext("Draw pairs first."))

@@ -274,6 +274,24 @@ def test_the_projector_shows_the_whole_stage_on_the_screen_whatever_it_holds(
     look("long-word")
     expect(page.get_by_text(LONG_WORD)).to_be_in_viewport()
 
+    # A room's worth of sentences: side by side, they stay large enough to read from the back.
+    sentences = [
+        f"Answer {number}: knowing that someone will notice when I am not there this week"
+        for number in range(1, 19)
+    ]
+    in_thread(
+        open_with_answers,
+        projector_session,
+        Activity.Kind.OPEN_TEXT,
+        "What helps you feel connected?",
+        sentences,
+    )
+    in_thread(approve_all, projector_session)
+    look("eighteen-sentences")
+    for sentence in sentences:
+        expect(page.get_by_text(sentence)).to_be_in_viewport()
+    assert page.evaluate(STAGE_ZOOM) >= 0.6
+
 
 def laptop_control_view(browser: Browser, session: Session, cookie: str, url: str) -> Page:
     """The session's control view on a 1366 x 768 laptop, loaded."""

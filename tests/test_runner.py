@@ -583,6 +583,9 @@ async def test_a_partner_whose_phone_drops_shows_as_gone_and_back_on_its_partner
     assert "raise your hand and the facilitator can pair you again" in gone
     for phone in others:  # the other pair's phones are left alone
         assert await phone.socket.receive_nothing(timeout=0.2)
+    # The facilitator is told too, without a name.
+    told = await receive_until(control, "1 group has a phone that lost its connection")
+    assert phones[0].participant.pseudonym not in told
     back = await phone_reconnects(live_session, phones[0])
     again = await receive_until(partner.socket, phones[0].participant.pseudonym)
     assert "(not connected)" not in again
@@ -590,6 +593,8 @@ async def test_a_partner_whose_phone_drops_shows_as_gone_and_back_on_its_partner
     assert "say your nickname out loud" in again
     for phone in others:
         assert await phone.socket.receive_nothing(timeout=0.2)
+    everyone_back = await receive_until(control, 'data-count="present">4<')
+    assert "lost its connection" not in everyone_back
     await disconnect(*phones[1:], back, control)
 
 
