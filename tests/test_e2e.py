@@ -671,3 +671,9 @@ def test_moving_a_step_keeps_the_page_still_and_the_focus_on_the_step_moved(
     page.keyboard.press("Enter")
     expect(page.locator("#agenda-editor .agenda-list li").nth(13)).to_contain_text("Step 12")
     assert abs(page.evaluate("() => window.scrollY") - before) < 80
+
+    # At the bottom its "down" button is disabled: the keyboard goes to its "up" button.
+    expect(page.locator(".htmx-settling")).to_have_count(0)
+    page.keyboard.press("Enter")
+    expect(page.locator("#agenda-editor .agenda-list li").nth(14)).to_contain_text("Step 12")
+    expect(page.get_by_role("button", name="Move up: Step 12", exact=True)).to_be_focused()

@@ -297,15 +297,24 @@ def test_an_answer_not_sent_when_the_facilitator_moves_on_comes_back_with_the_qu
     control.get_by_role("button", name=f"Open: {SECOND_PROMPT}").click()
 
     expect(phone.locator("#phone-stage h1")).to_have_text(SECOND_PROMPT)
-    expect(phone.get_by_role("alert")).to_have_text(
+    kept = (
         "Your answer to the last question was not sent. This phone keeps it: it comes back if "
         "that question opens again."
     )
-    phone.get_by_label(OPTIONS[1]).check()  # picked, not sent either
+    notice = phone.locator("#notice")
+    expect(notice).to_have_text(kept + "OK")
     phone.screenshot(path=ARTIFACTS / "phone-feedback-draft-kept-320.png")
+    # Stuck to the bottom of the screen, it covers the new question's options: it closes.
+    notice.get_by_role("button", name="OK").tap()
+    expect(notice).to_be_hidden()
+    phone.get_by_label(OPTIONS[1]).check()  # picked, not sent either
     control.get_by_role("button", name=f"Open: {WRITTEN_PROMPT}").click()
     expect(phone.locator("#phone-stage h1")).to_have_text(WRITTEN_PROMPT)
     expect(answer).to_have_value("Knowing I can stay quiet for a while")
+    # Told again (the choice was kept), until the person goes on writing.
+    expect(notice).to_contain_text(kept)
+    answer.press_sequentially(", with tea")
+    expect(notice).to_be_hidden()
     phone.get_by_role("button", name="Send answer").tap()
     expect(phone.locator("#phone-stage .state")).to_contain_text("Answer received")
     control.get_by_role("button", name=f"Open: {SECOND_PROMPT}").click()
@@ -313,7 +322,7 @@ def test_an_answer_not_sent_when_the_facilitator_moves_on_comes_back_with_the_qu
     expect(phone.get_by_role("button", name="Send answer")).to_be_visible()
     # The written answer was sent: moving back shows the stored one, and nothing is put back.
     control.get_by_role("button", name=f"Open: {WRITTEN_PROMPT}").click()
-    expect(answer).to_have_value("Knowing I can stay quiet for a while")
+    expect(answer).to_have_value("Knowing I can stay quiet for a while, with tea")
     expect(phone.locator("#phone-stage .state")).to_contain_text("Answer received")
 
 
@@ -331,6 +340,28 @@ def test_a_long_answer_counts_down_to_its_limit(
 
     expect(limit).to_have_text("Characters left: 25")
     phone.screenshot(path=ARTIFACTS / "phone-feedback-characters-left-320.png")
+
+
+def test_a_paste_too_long_for_the_answer_says_its_end_was_left_out(
+    evening, facilitator_cookie, browser, live_server_url
+):
+    _control, phone = writing(browser, live_server_url, facilitator_cookie, evening)
+    phone.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    story = "It was a long week, and I kept it all to myself. " * 14  # 700 characters
+    phone.evaluate("(text) => navigator.clipboard.writeText(text)", story)
+    answer = phone.get_by_label(re.compile("^Your answer"))
+    limit = phone.locator("#phone-stage .limit")
+
+    answer.focus()
+    phone.keyboard.press("Control+V")
+
+    expect(answer).to_have_value(story[:500])
+    expect(limit).to_have_text(
+        "Only the first 500 characters fit: the end of what you pasted was left out."
+    )
+    phone.screenshot(path=ARTIFACTS / "phone-feedback-paste-cut-320.png")
+    answer.press("Backspace")  # going on, the count comes back
+    expect(limit).to_have_text("Characters left: 1")
 
 
 # What the page asks of the browser's Screen Wake Lock, in the order asked.

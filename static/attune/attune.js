@@ -416,6 +416,16 @@
     refocus = null;
   });
 
+  // A step moved to the top or the bottom of the agenda editor: the button that moved it is
+  // disabled now, so the keyboard goes to its other one rather than to the top of the page.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var pressed = event.detail.requestConfig && event.detail.requestConfig.elt;
+    var moved = pressed && /^move-(up|down)-(\d+)$/.exec(pressed.id);
+    if (!moved || (document.activeElement && document.activeElement !== document.body)) return;
+    var other = document.getElementById((moved[1] === "up" ? "move-down-" : "move-up-") + moved[2]);
+    if (other && !other.disabled) other.focus({ preventScroll: true });
+  });
+
   // A long agenda scrolls in its own box on the control view: the step open now is kept in
   // sight there, a third of the way down, whenever the agenda comes anew (not at every count
   // pushed, which would pull back a facilitator scrolling ahead).
@@ -613,14 +623,38 @@
     }
   });
   // Words of the phone page's (data-draft-kept, say) in its notice, until the server's next frame.
+  // It has a button to close it: stuck to the bottom of a small screen, it covers the options of
+  // the question shown. The notice that the last answer was kept goes once the person answers.
   function tell(words) {
     var notice = document.getElementById("notice"), root = document.querySelector(".live-root");
     if (!notice || !root || !root.dataset[words]) return;
     notice.className = "notice info";
     notice.textContent = "";
+    notice.dataset.told = words;
     notice.appendChild(document.createElement("span")).textContent = root.dataset[words];
+    if (root.dataset.dismiss) {
+      var close = notice.appendChild(document.createElement("button"));
+      close.type = "button";
+      close.className = "dismiss";
+      close.textContent = root.dataset.dismiss;
+    }
     uncoverButtons();
   }
+  function untell() {
+    var notice = document.getElementById("notice");
+    if (!notice || !notice.dataset.told) return;
+    notice.className = "notice";
+    notice.textContent = "";
+    delete notice.dataset.told;
+  }
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("#notice .dismiss")) untell();
+  });
+  document.addEventListener("input", function (event) {
+    var notice = document.getElementById("notice");
+    var answering = event.target.closest && event.target.closest("#phone-stage .answer-form");
+    if (answering && notice && notice.dataset.told === "draftKept") untell();
+  });
   // An answer or a pass tapped while the connection is down waits in htmx's queue and goes on
   // reconnecting: the phone says so, rather than seem to ignore the tap.
   document.addEventListener("htmx:wsConfigSend", function (event) {
@@ -634,8 +668,19 @@
     if (!hint || !hint.dataset.left) return;
     if (!hint.dataset.limitText) hint.dataset.limitText = hint.textContent;
     var left = field.maxLength - field.value.length;
-    hint.textContent = left <= LIMIT_SHOWN_FROM ? hint.dataset.left.replace("{n}", left) : hint.dataset.limitText;
+    if (field === pastedTooMuch && hint.dataset.cut) hint.textContent = hint.dataset.cut;
+    else hint.textContent = left <= LIMIT_SHOWN_FROM ? hint.dataset.left.replace("{n}", left) : hint.dataset.limitText;
+    pastedTooMuch = null;
   }
+  // The browser cuts a paste that does not fit without a word: the hint says the end was left out.
+  var pastedTooMuch = null;
+  document.addEventListener("paste", function (event) {
+    var field = event.target;
+    if (field.tagName !== "TEXTAREA" || !(field.maxLength > 0) || !event.clipboardData) return;
+    var pasted = event.clipboardData.getData("text").replace(/\r\n/g, "\n");
+    var room = field.maxLength - field.value.length + (field.selectionEnd - field.selectionStart);
+    pastedTooMuch = pasted.length > room ? field : null;
+  });
   document.addEventListener("input", function (event) { showWhatIsLeft(event.target); });
   var draftBefore = null;
   document.addEventListener("htmx:wsBeforeMessage", function () {
