@@ -336,6 +336,27 @@ def test_a_push_keeps_the_facilitators_place_in_the_control_view(
     expect(page.locator(".script")).not_to_have_attribute("open", "")
 
 
+def test_a_questions_results_show_beside_its_script_on_a_laptop(
+    projector_session, facilitator_cookie, browser, live_server_url
+):
+    """The check-in's first question, from the library, with its two-minute script: on a
+    1366 x 768 laptop the results come in beside the script, not under it off the screen."""
+
+    def check_in() -> None:
+        exercise, _problems = read_exercise(LIBRARY_DIR / "check-in.toml")
+        scale = projector_session.add_steps(exercise["steps"][:1], source="check-in")[0]
+        answer_all(projector_session, scale, [3, 5, 6, 6, 7, 4, 8, 5])
+
+    in_thread(check_in)
+    page = laptop_control_view(browser, projector_session, facilitator_cookie, live_server_url)
+    page.screenshot(path=ARTIFACTS / "control-script-and-results-1366.png")
+
+    expect(page.locator(".script")).to_contain_text("Welcome people")
+    expect(page.locator(".script")).to_be_in_viewport()
+    for point in range(1, 8):
+        expect(page.locator(".results .bar").nth(point - 1)).to_be_in_viewport()
+
+
 def test_a_long_agenda_keeps_the_open_step_and_the_notes_in_sight(
     projector_session, facilitator_cookie, browser, live_server_url
 ):
