@@ -712,6 +712,30 @@ async def test_plus_one_minute_with_no_countdown_starts_a_one_minute_countdown(
     await disconnect(phone, control)
 
 
+async def test_plus_one_minute_on_a_question_counts_down_everywhere_and_answers_stay_open(
+    live_session, facilitator
+):
+    question = await add(live_session, "scale", "How rested are you?", scale_min=1, scale_max=5)
+    await open_activity(live_session, question)
+    phone = await phone_joins(live_session)
+    assert "data-countdown" not in phone.stage
+    projector, _ = await projector_view(live_session, facilitator)
+    control, before = await control_view(live_session, facilitator)
+    assert "+1 minute" in before
+
+    await send(control, action="extend_timer")
+
+    for socket in (phone.socket, projector):
+        frame = await receive_until(socket, "data-countdown")
+        assert 59 <= countdown(frame) <= 60
+        assert "on-question" in frame
+    assert "Pause timer" in await receive_until(control, "data-countdown")
+    # The phone's form is still there to answer, under the countdown.
+    await send(phone.socket, action="answer", activity=question.pk, value="4")
+    assert "Answer received" in await receive_until(phone.socket, "Answer received")
+    await disconnect(phone, projector, control)
+
+
 async def test_the_next_step_without_a_timer_stops_the_countdown(live_session, facilitator):
     timed = await add(live_session, "instruction", "Write", body="Write", timer_seconds=120)
     await add(live_session, "instruction", "Talk", body="Talk freely")
