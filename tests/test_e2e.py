@@ -459,6 +459,29 @@ def test_a_consent_that_cannot_reach_the_server_is_sent_again_the_usual_way(
     assert in_thread(Participant.objects.count) == 1
 
 
+def test_a_consent_sent_offline_stays_on_its_page_and_goes_through_once_back_online(
+    choice_activity, live_session, browser, live_server_url
+):
+    in_thread(live_session.open_activity, choice_activity)
+    phone = browser.new_context(**PHONE).new_page()
+    phone.goto(f"{live_server_url}/join/{live_session.join_code}/")
+    phone.context.set_offline(True)
+
+    phone.get_by_role("button", name="I understand, join").click()
+
+    expect(phone.get_by_role("alert")).to_have_text(
+        "This phone is offline. Check its Wi-Fi or mobile data, then tap the button again."
+    )
+    expect(phone.get_by_role("alert")).to_be_in_viewport(ratio=1)
+    expect(phone.get_by_role("heading", name="Before you start")).to_be_visible()
+    phone.screenshot(path=ARTIFACTS / "consent-offline.png")
+    assert in_thread(Participant.objects.count) == 0
+    phone.context.set_offline(False)
+    phone.get_by_role("button", name="I understand, join").click()
+    expect(phone.get_by_role("heading", name="Did you sleep well?")).to_be_visible()
+    assert in_thread(Participant.objects.count) == 1
+
+
 def test_a_phone_refused_after_it_opened_the_consent_page_is_told_why(
     live_session, browser, live_server_url
 ):

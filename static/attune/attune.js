@@ -247,11 +247,23 @@
     start.addEventListener("blur", function () { start.removeAttribute("tabindex"); }, { once: true });
     start.focus({ preventScroll: true });
   });
-  // A boosted form that cannot reach the server (the room's Wi-Fi) is sent the usual way, so
-  // the browser shows its own progress and, if it fails again, its own error page.
+  // A boosted form that cannot reach the server (the room's Wi-Fi) is sent again the usual way,
+  // so the browser shows its own progress. On a phone with no network at all, that would only
+  // bring the browser's error page and lose this one: the form says so instead, to be tapped
+  // again once the phone is back online.
   document.addEventListener("htmx:sendError", function (event) {
     var form = event.detail.boosted && event.detail.elt && event.detail.elt.closest("form");
-    if (form) HTMLFormElement.prototype.submit.call(form);
+    var told = form && form.querySelector("[data-send-error]");
+    if (told && !navigator.onLine) {
+      told.hidden = false;
+      told.scrollIntoView({ block: "nearest" });
+    } else if (form) {
+      HTMLFormElement.prototype.submit.call(form);
+    }
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var told = event.detail.elt && event.detail.elt.querySelector && event.detail.elt.querySelector("[data-send-error]");
+    if (told) told.hidden = true;
   });
   // Out-of-band swaps from the socket do not always fire htmx:load on the new element.
   document.addEventListener("htmx:wsAfterMessage", function () { startAll(document); });
