@@ -355,6 +355,12 @@ def test_a_questions_results_show_beside_its_script_on_a_laptop(
     expect(page.locator(".script")).to_be_in_viewport()
     for point in range(1, 8):
         expect(page.locator(".results .bar").nth(point - 1)).to_be_in_viewport()
+    # Scrolled down its own box, the script keeps its place through the pushes that follow.
+    script = page.locator(".script")
+    script.evaluate("(box) => { box.scrollTop = 120; }")
+    page.get_by_role("button", name="Lock answers").click()
+    expect(page.get_by_role("button", name="Unlock answers")).to_be_visible()
+    assert page.locator(".script").evaluate("(box) => box.scrollTop") == 120
 
 
 def test_a_long_agenda_keeps_the_open_step_and_the_notes_in_sight(

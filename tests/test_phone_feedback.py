@@ -307,6 +307,7 @@ def test_an_answer_not_sent_when_the_facilitator_moves_on_comes_back_with_the_qu
     # Stuck to the bottom of the screen, it covers the new question's options: it closes.
     notice.get_by_role("button", name="OK").tap()
     expect(notice).to_be_hidden()
+    expect(phone.locator("#phone-stage h1")).to_be_focused()  # a screen reader goes on from there
     phone.get_by_label(OPTIONS[1]).check()  # picked, not sent either
     control.get_by_role("button", name=f"Open: {WRITTEN_PROMPT}").click()
     expect(phone.locator("#phone-stage h1")).to_have_text(WRITTEN_PROMPT)
@@ -356,9 +357,9 @@ def test_a_paste_too_long_for_the_answer_says_its_end_was_left_out(
     phone.keyboard.press("Control+V")
 
     expect(answer).to_have_value(story[:500])
-    expect(limit).to_have_text(
-        "Only the first 500 characters fit: the end of what you pasted was left out."
-    )
+    cut = "Only 500 characters fit: the end of what you pasted was left out."
+    expect(limit).to_have_text(cut)
+    expect(phone.locator("#announcer")).to_have_text(cut)  # read out too
     phone.screenshot(path=ARTIFACTS / "phone-feedback-paste-cut-320.png")
     answer.press("Backspace")  # going on, the count comes back
     expect(limit).to_have_text("Characters left: 1")

@@ -241,12 +241,15 @@
     // field of it already (autofocus: the code field of a refused join, whose alert is read out).
     var main = document.getElementById("main");
     if (!main || main.contains(document.activeElement)) return;
-    var start = main.querySelector("h1, h2");
-    if (!start) return;
-    start.setAttribute("tabindex", "-1");
-    start.addEventListener("blur", function () { start.removeAttribute("tabindex"); }, { once: true });
-    start.focus({ preventScroll: true });
+    focusInPlace(main.querySelector("h1, h2"));
   });
+  // Where a screen reader should go on from: a heading, focused without becoming a tab stop.
+  function focusInPlace(heading) {
+    if (!heading) return;
+    heading.setAttribute("tabindex", "-1");
+    heading.addEventListener("blur", function () { heading.removeAttribute("tabindex"); }, { once: true });
+    heading.focus({ preventScroll: true });
+  }
   // A boosted form that cannot reach the server (the room's Wi-Fi) is sent again the usual way,
   // so the browser shows its own progress. On a phone with no network at all, that would only
   // bring the browser's error page and lose this one: the form says so instead, to be tapped
@@ -411,17 +414,26 @@
     });
     return selector ? element.tagName.toLowerCase() + selector : null;
   }
+  // A script scrolled in its own box (beside a question's results) keeps its place too.
+  var scrolled = {};
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     var active = document.activeElement;
     if (event.detail.target && active && active !== document.body && event.detail.target.contains(active)) {
       refocus = active.id ? "#" + CSS.escape(active.id) : sameControl(active);
+    }
+    if (event.detail.target && event.detail.target.querySelectorAll) {
+      event.detail.target.querySelectorAll("details[data-keep-folded]").forEach(function (details) {
+        scrolled[details.dataset.keepFolded] = details.scrollTop;
+      });
     }
   });
   document.addEventListener("htmx:wsAfterMessage", function () {
     document.querySelectorAll("details[data-keep-folded]").forEach(function (details) {
       var key = details.dataset.keepFolded;
       if (key in folded) details.open = !folded[key];
+      if (scrolled[key]) details.scrollTop = scrolled[key];
     });
+    scrolled = {};
     var active = document.activeElement;
     var element = refocus && (!active || active === document.body) && document.querySelector(refocus);
     if (element) element.focus({ preventScroll: true });
@@ -660,7 +672,9 @@
     delete notice.dataset.told;
   }
   document.addEventListener("click", function (event) {
-    if (event.target.closest && event.target.closest("#notice .dismiss")) untell();
+    if (!(event.target.closest && event.target.closest("#notice .dismiss"))) return;
+    untell();
+    focusInPlace(document.querySelector("#phone-stage h1"));  // not the top of the page
   });
   document.addEventListener("input", function (event) {
     var notice = document.getElementById("notice");
@@ -675,14 +689,18 @@
   });
   // An open answer near its length limit says how much is left (phone_stage.html).
   var LIMIT_SHOWN_FROM = 50;
-  function showWhatIsLeft(field) {
+  function showWhatIsLeft(field, cut) {
     var hint = field.tagName === "TEXTAREA" && field.id && document.getElementById(field.id.replace(/-text$/, "-limit"));
     if (!hint || !hint.dataset.left) return;
     if (!hint.dataset.limitText) hint.dataset.limitText = hint.textContent;
     var left = field.maxLength - field.value.length;
-    if (field === pastedTooMuch && hint.dataset.cut) hint.textContent = hint.dataset.cut;
-    else hint.textContent = left <= LIMIT_SHOWN_FROM ? hint.dataset.left.replace("{n}", left) : hint.dataset.limitText;
-    pastedTooMuch = null;
+    if (cut && hint.dataset.cut) {
+      hint.textContent = hint.dataset.cut;
+      var announcer = document.getElementById("announcer");  // the hint is not read out by itself
+      if (announcer) announcer.textContent = hint.dataset.cut;
+    } else {
+      hint.textContent = left <= LIMIT_SHOWN_FROM ? hint.dataset.left.replace("{n}", left) : hint.dataset.limitText;
+    }
   }
   // The browser cuts a paste that does not fit without a word: the hint says the end was left out.
   var pastedTooMuch = null;
@@ -693,7 +711,10 @@
     var room = field.maxLength - field.value.length + (field.selectionEnd - field.selectionStart);
     pastedTooMuch = pasted.length > room ? field : null;
   });
-  document.addEventListener("input", function (event) { showWhatIsLeft(event.target); });
+  document.addEventListener("input", function (event) {
+    showWhatIsLeft(event.target, event.inputType === "insertFromPaste" && event.target === pastedTooMuch);
+    pastedTooMuch = null;
+  });
   var draftBefore = null;
   document.addEventListener("htmx:wsBeforeMessage", function () {
     var shown = answerForm(document.getElementById("phone-stage"));
