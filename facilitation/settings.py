@@ -202,6 +202,13 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # In development WhiteNoise serves straight from the app folders, so no collectstatic is needed.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # collectstatic also writes a compressed copy of each file, which WhiteNoise sends to the
+    # browsers that take it: a room of phones on one Wi-Fi loads htmx, the script and the
+    # styles in about a third of the bytes.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
