@@ -703,6 +703,21 @@ class Session(models.Model):
             if number == 1 or not step.source or step.source != steps[number - 2].source
         ]
 
+    def exercise_blocks(self, steps: list[Activity] | None = None) -> list[list[Activity]]:
+        """The agenda in blocks: each copy of a library exercise is one (its profile or recap
+        step reads the steps before it in the same copy), each step of the facilitator's own
+        a block alone. Two copies of one exercise back to back part where a prompt comes
+        again. `steps`: the agenda in order, when it was read already."""
+        blocks: list[list[Activity]] = []
+        for step in self.activities_in_order() if steps is None else steps:
+            block = blocks[-1] if blocks else []
+            same_copy = block and step.source and step.source == block[0].source
+            if same_copy and step.prompt not in {earlier.prompt for earlier in block}:
+                block.append(step)
+            else:
+                blocks.append([step])
+        return blocks
+
     def renumber(self, activities: list[Activity]) -> None:
         """Put the agenda in this order. All are numbered anew, so that equal or missing
         positions from older edits cannot stick."""
@@ -1155,15 +1170,21 @@ class Activity(models.Model):
     def scale_values(self) -> list[int]:
         return list(range(self.scale_min, self.scale_max + 1))
 
-    def move(self, offset: int) -> None:
-        """Swap places with the neighbour above (offset -1) or below (offset 1)."""
+    def move(self, offset: int, *, whole_exercise: bool = False) -> None:
+        """Swap places with the neighbour above (offset -1) or below (offset 1). With
+        `whole_exercise`, the copy of the library exercise this step is in moves as one, past
+        the step or the exercise next to it."""
         siblings = list(self.session.activities.all())
-        index = [sibling.pk for sibling in siblings].index(self.pk)
+        if whole_exercise:
+            blocks = self.session.exercise_blocks(siblings)
+        else:
+            blocks = [[sibling] for sibling in siblings]
+        index = next(i for i, block in enumerate(blocks) if self.pk in {s.pk for s in block})
         other_index = index + offset
-        if not 0 <= other_index < len(siblings):
+        if not 0 <= other_index < len(blocks):
             return
-        siblings[index], siblings[other_index] = siblings[other_index], siblings[index]
-        self.session.renumber(siblings)
+        blocks[index], blocks[other_index] = blocks[other_index], blocks[index]
+        self.session.renumber([step for block in blocks for step in block])
 
     def clean_answer(self, data: dict[str, Any]) -> Any:
         """The value to store for an answer message, or ValidationError saying what is wrong."""

@@ -349,9 +349,18 @@ def _agenda_context(
 ) -> dict:
     """The agenda editor's; `places`: with the library's place picker's."""
     activities = session.activities_in_order()
+    blocks = session.exercise_blocks(activities)
     context = {
         "session": session,
         "activities": activities,
+        # Each step, and for the first of an exercise of several steps (which moves it as
+        # one): how many steps follow it in the exercise, and whether the exercise is at the
+        # top or the bottom already.
+        "rows": [
+            (step, (len(block) - 1, number == 0, number == len(blocks) - 1) if at == 0 else None)
+            for number, block in enumerate(blocks)
+            for at, step in enumerate(block)
+        ],
         "gaps": session.steps_with_gaps(activities),
         "planned_seconds": planned_seconds(activities),
         "new_form": new_form or ActivityForm(language=session.language),
@@ -450,8 +459,11 @@ def activity_move(request: HttpRequest, session_id: int, activity_id: int) -> Ht
     offset = {"up": -1, "down": 1}.get(request.POST.get("direction", ""))
     if offset is None:
         return HttpResponse(gettext("Direction must be up or down."), status=400)
+    block = request.POST.get("block", "step")
+    if block not in ("step", "exercise"):
+        return HttpResponse(gettext("A move is of one step or of its whole exercise."), status=400)
     with transaction.atomic():
-        activity.move(offset)
+        activity.move(offset, whole_exercise=block == "exercise")
     return _agenda_response(request, activity.session, shown_on_phones=False)
 
 

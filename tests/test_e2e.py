@@ -665,6 +665,17 @@ def test_adding_a_library_exercise_says_so_beside_the_button(library, browser, l
     # Still before the check-in, for the next one.
     expect(page.get_by_label("Add exercises")).to_have_value(step_one)
 
+    # The check-in goes back to the top as one exercise, with the button on its first step.
+    check_in = page.locator("#agenda-editor .agenda-list li", has_text="How connected")
+    check_in.get_by_role("button", name="Move the exercise up").click()
+    steps = page.locator("#agenda-editor .agenda-list li")
+    expect(steps.nth(0)).to_contain_text("How connected")
+    expect(steps.nth(1)).to_contain_text("Which feelings")
+    expect(steps.nth(2)).to_contain_text("Slow breathing")
+    # At the top its "up" is disabled: the keyboard goes to its "down".
+    expect(check_in.get_by_role("button", name="Move the exercise down")).to_be_focused()
+    page.locator("#agenda-editor").screenshot(path=ARTIFACTS / "agenda-exercise-moved.png")
+
 
 def test_moving_a_step_keeps_the_page_still_and_the_focus_on_the_step_moved(
     browser, live_server_url

@@ -735,6 +735,84 @@ def test_moving_an_activity_reorders_the_agenda(
     assert order_in(page(response), ["First", "Second", "Third"]) == expected
 
 
+def exercise(session: Session, name: str, prompts: list[str]) -> list[Activity]:
+    """A copy of a library exercise on the agenda: steps with the same source, in a row."""
+    return [add_activity(session, Kind.INSTRUCTION, prompt, source=name) for prompt in prompts]
+
+
+def test_an_exercise_moves_as_one_past_a_step_and_past_another_exercise(
+    client, facilitator, session
+):
+    add_activity(session, Kind.SCALE, "Mine")
+    check_in = exercise(session, "check-in v3", ["Arrive", "Breathe", "Share"])
+    exercise(session, "check-out v2", ["Look back", "Take away"])
+    client.force_login(facilitator)
+
+    def move(step: Activity, direction: str):
+        url = reverse("activity_move", args=[session.pk, step.pk])
+        return client.post(url, {"direction": direction, "block": "exercise"}, **HTMX)
+
+    response = move(check_in[0], "up")
+    assert response.status_code == 200
+    assert agenda_prompts(session) == [
+        "Arrive",
+        "Breathe",
+        "Share",
+        "Mine",
+        "Look back",
+        "Take away",
+    ]
+    editor = page(response)
+    assert "This step and the 2 after it are one exercise:" in editor
+    assert re.search(r'id="move-exercise-up-\d+"[^>]*disabled', editor)  # at the top now
+
+    move(check_in[0], "down")
+    move(check_in[0], "down")  # past the whole check-out, not into it
+    assert agenda_prompts(session) == [
+        "Mine",
+        "Look back",
+        "Take away",
+        "Arrive",
+        "Breathe",
+        "Share",
+    ]
+    # Its own step's arrows still move one step, into the exercise if asked.
+    client.post(
+        reverse("activity_move", args=[session.pk, check_in[0].pk]), {"direction": "up"}, **HTMX
+    )
+    assert agenda_prompts(session)[2:4] == ["Arrive", "Take away"]
+
+
+def test_two_copies_of_one_exercise_in_a_row_move_apart(client, facilitator, session):
+    first = exercise(session, "check-in v3", ["Arrive", "Share"])
+    second = exercise(session, "check-in v3", ["Arrive", "Share"])
+    client.force_login(facilitator)
+
+    client.post(
+        reverse("activity_move", args=[session.pk, second[0].pk]),
+        {"direction": "up", "block": "exercise"},
+        **HTMX,
+    )
+
+    order = [step.pk for step in session.activities_in_order()]
+    assert order == [second[0].pk, second[1].pk, first[0].pk, first[1].pk]
+
+
+def test_a_move_of_something_else_than_a_step_or_an_exercise_is_refused(
+    client, facilitator, session, agenda
+):
+    client.force_login(facilitator)
+
+    response = client.post(
+        reverse("activity_move", args=[session.pk, agenda[1].pk]),
+        {"direction": "up", "block": "session"},
+        **HTMX,
+    )
+
+    assert response.status_code == 400
+    assert agenda_prompts(session) == ["First", "Second", "Third"]
+
+
 def test_a_move_without_a_direction_is_refused(client, facilitator, session, agenda):
     client.force_login(facilitator)
 

@@ -440,13 +440,14 @@
     refocus = null;
   });
 
-  // A step moved to the top or the bottom of the agenda editor: the button that moved it is
-  // disabled now, so the keyboard goes to its other one rather than to the top of the page.
+  // A step or an exercise moved to the top or the bottom of the agenda editor: the button that
+  // moved it is disabled now, so the keyboard goes to its other one rather than to the top of
+  // the page.
   document.addEventListener("htmx:afterSettle", function (event) {
     var pressed = event.detail.requestConfig && event.detail.requestConfig.elt;
-    var moved = pressed && /^move-(up|down)-(\d+)$/.exec(pressed.id);
+    var moved = pressed && /^(move-(?:exercise-)?)(up|down)-(\d+)$/.exec(pressed.id);
     if (!moved || (document.activeElement && document.activeElement !== document.body)) return;
-    var other = document.getElementById((moved[1] === "up" ? "move-down-" : "move-up-") + moved[2]);
+    var other = document.getElementById(moved[1] + (moved[2] === "up" ? "down-" : "up-") + moved[3]);
     if (other && !other.disabled) other.focus({ preventScroll: true });
   });
 
