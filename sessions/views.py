@@ -354,10 +354,10 @@ def _agenda_context(
         "session": session,
         "activities": activities,
         # Each step, and for the first of an exercise of several steps (which moves it as
-        # one): how many steps follow it in the exercise, and whether the exercise is at the
-        # top or the bottom already.
+        # one): how many steps the exercise has, and whether it is at the top or the bottom
+        # already.
         "rows": [
-            (step, (len(block) - 1, number == 0, number == len(blocks) - 1) if at == 0 else None)
+            (step, (len(block), number == 0, number == len(blocks) - 1) if at == 0 else None)
             for number, block in enumerate(blocks)
             for at, step in enumerate(block)
         ],
