@@ -357,7 +357,9 @@ def _agenda_context(
         # one): how many steps the exercise has, and whether it is at the top or the bottom
         # already.
         "rows": [
-            (step, (len(block), number == 0, number == len(blocks) - 1) if at == 0 else None)
+            (step, (len(block), number == 0, number == len(blocks) - 1))
+            if at == 0 and len(block) > 1
+            else (step, None)
             for number, block in enumerate(blocks)
             for at, step in enumerate(block)
         ],

@@ -763,6 +763,7 @@ def test_an_exercise_moves_as_one_past_a_step_and_past_another_exercise(
         "Take away",
     ]
     editor = page(response)
+    assert editor.count("This step starts an exercise of") == 2  # not on a step of one's own
     assert "This step starts an exercise of 3 steps:" in editor
     assert re.search(r'id="move-exercise-up-\d+"[^>]*disabled', editor)  # at the top now
 
