@@ -696,12 +696,11 @@ class Session(models.Model):
         """The steps a library exercise may go before (with their number on the agenda): not
         inside a copy of another exercise, whose profile or recap step reads the steps before
         it in the same copy. `steps`: the agenda in order, when it was read already."""
-        steps = self.activities_in_order() if steps is None else steps
-        return [
-            (number, step)
-            for number, step in enumerate(steps, start=1)
-            if number == 1 or not step.source or step.source != steps[number - 2].source
-        ]
+        numbered, number = [], 1
+        for block in self.exercise_blocks(steps):
+            numbered.append((number, block[0]))
+            number += len(block)
+        return numbered
 
     def exercise_blocks(self, steps: list[Activity] | None = None) -> list[list[Activity]]:
         """The agenda in blocks: each copy of a library exercise is one (its profile or recap
